@@ -1,0 +1,49 @@
+"""Prometheus metrics of one agent (its own registry, so several agents can
+share a process in tests).  prometheus_client's metrics are thread-safe, so the
+trio thread and the HTTP app update them directly."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+
+# Request latencies on loopback are sub-millisecond; calls that run tools take
+# up to the call timeout.
+_LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.connected_peers = Gauge("praxis_connected_peers", "Peers connected with a card exchanged", registry=r)
+        self.dials = Counter("praxis_dials_total", "Outbound dials by outcome", ["outcome"], registry=r)
+        self.streams = Counter(
+            "praxis_streams_total", "Streams opened, by protocol and direction", ["protocol", "direction"], registry=r
+        )
+        self.requests = Counter(
+            "praxis_requests_total",
+            "Requests by protocol, side (client/server/http) and outcome",
+            ["protocol", "side", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "praxis_request_seconds",
+            "Request latency by protocol and side",
+            ["protocol", "side"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.bytes = Counter("praxis_bytes_total", "Framed bytes by direction", ["direction"], registry=r)
+        self.discovery = Counter(
+            "praxis_discovery_events_total", "Discovery events by source and event", ["source", "event"], registry=r
+        )
+        self.refused = Counter("praxis_refused_peers_total", "Peers or requests refused, by reason", ["reason"], registry=r)
+        self.cards = Counter("praxis_cards_exchanged_total", "Card exchanges by outcome", ["outcome"], registry=r)
+
+    def count_bytes(self, direction: str, n: int) -> None:
+        self.bytes.labels(direction).inc(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,232 @@
+"""Peer discovery: bootstrap rounds (trio) and mDNS (python-zeroconf, its own thread).
+
+mDNS uses python-zeroconf directly rather than py-libp2p's MDNSDiscovery
+because that one opens every interface; ours binds only to
+``p2p.mdns_interfaces`` when given (tests and ``make local`` use 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ifaddr
+import multiaddr
+import trio
+
+from ..keys import resolve_peer_id
+
+if TYPE_CHECKING:
+    from .service import P2PService
+
+__all__ = ["Bootstrapper", "MdnsDiscovery", "local_ipv4_addresses", "parse_bootstrap_addr"]
+
+log = logging.getLogger("agent.discovery")
+
+# --- timing, together -----------------------------------------------------------
+# First pause between bootstrap rounds; doubles each failed round up to
+# p2p.discovery_interval, so a worker that starts before the orchestrator joins
+# within about a second of it coming up, and a missing one costs little.
+BOOTSTRAP_INITIAL_BACKOFF = 0.25
+# How long a zeroconf lookup of one announced service may take.
+MDNS_RESOLVE_TIMEOUT_MS = 3000
+
+
+def local_ipv4_addresses(include_loopback: bool = False) -> list[str]:
+    ips: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and (include_loopback or not ip.ip.startswith("127.")):
+                if ip.ip not in ips:
+                    ips.append(ip.ip)
+    # Non-loopback first: they are the ones another host can dial.
+    return sorted(ips, key=lambda a: a.startswith("127."))
+
+
+def parse_bootstrap_addr(addr: str) -> tuple[str, str, int, str | None]:
+    """``/dns4/orchestrator/tcp/9000[/p2p/<id>]`` → ``("dns4", "orchestrator", 9000, id|None)``."""
+    ma = multiaddr.Multiaddr(addr)
+    kind = host = None
+    for proto in ("ip4", "ip6", "dns4", "dns6", "dns"):
+        try:
+            value = ma.value_for_protocol(proto)
+        except Exception:
+            value = None
+        if value:
+            kind, host = proto, value
+            break
+    if kind is None:
+        raise ValueError(f"{addr}: no ip4/ip6/dns4/dns6 component")
+    port = int(ma.value_for_protocol("tcp"))
+    try:
+        peer_id = ma.value_for_protocol("p2p")
+    except Exception:
+        peer_id = None
+    return kind, str(host), port, peer_id or None
+
+
+class Bootstrapper:
+    """Dial the bootstrap nodes in rounds until one answers; resume when all are lost."""
+
+    def __init__(self, service: "P2PService", nodes: list[str], keystore_root: Path) -> None:
+        self._svc = service
+        self._nodes = nodes
+        self._root = keystore_root
+        self._known: set[str] = set()  # peer ids we reached through bootstrap
+        self._lost = trio.Event()
+        self._waiting_logged: set[str] = set()
+
+    def peer_lost(self, peer_id: str) -> None:
+        if peer_id in self._known:
+            self._lost.set()
+
+    def _connected(self) -> bool:
+        return any(self._svc.is_connected(p) for p in self._known)
+
+    async def run(self) -> None:
+        backoff = BOOTSTRAP_INITIAL_BACKOFF
+        max_backoff = self._svc.p2p.discovery_interval
+        while True:
+            if self._connected():
+                await self._lost.wait()
+                self._lost = trio.Event()
+                if self._connected():
+                    continue
+                log.info("Lost every bootstrap node; dialling again")
+                backoff = BOOTSTRAP_INITIAL_BACKOFF
+            if await self._round():
+                backoff = BOOTSTRAP_INITIAL_BACKOFF
+                continue
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+
+    async def _round(self) -> bool:
+        ok = False
+        for node in self._nodes:
+            try:
+                target = await self._resolve(node)
+            except Exception as e:
+                self._svc.metrics.discovery.labels("bootstrap", "unresolved").inc()
+                log.info("Bootstrap node %s not resolvable yet: %s", node, e)
+                continue
+            if target is None:
+                continue
+            try:
+                peer_id = await self._svc.dial(target)
+            except Exception as e:
+                self._svc.metrics.discovery.labels("bootstrap", "failed").inc()
+                log.warning("%s", e)
+                continue
+            self._known.add(peer_id)
+            self._svc.metrics.discovery.labels("bootstrap", "connected").inc()
+            log.info("Connected to bootstrap node %s (%s)", node, peer_id)
+            ok = True
+        return ok
+
+    async def _resolve(self, node: str) -> str | None:
+        kind, host, port, peer_id = parse_bootstrap_addr(node)
+        if peer_id is None:
+            # The PeerID behind a bare address comes from the shared keystore;
+            # never guessed from another directory.
+            peer_id = await trio.to_thread.run_sync(resolve_peer_id, self._root, host)
+            if peer_id is None:
+                if node not in self._waiting_logged:
+                    self._waiting_logged.add(node)
+                    log.info("Waiting for the PeerID of %s: no %s yet", node, self._root / host / "peer.id")
+                return None
+        if kind in ("ip4", "ip6"):
+            return f"/{kind}/{host}/tcp/{port}/p2p/{peer_id}"
+        family = socket.AF_INET6 if kind == "dns6" else socket.AF_INET
+        # trio runs getaddrinfo in a worker thread: the loop is never blocked on DNS.
+        infos = await trio.socket.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"no address for {host}")
+        ip = infos[0][4][0]
+        return f"/{'ip6' if family == socket.AF_INET6 else 'ip4'}/{ip}/tcp/{port}/p2p/{peer_id}"
+
+
+class MdnsDiscovery:
+    """Announce this agent and browse for others with python-zeroconf.
+
+    Zeroconf runs its own thread; ``on_found(peer_id, [multiaddr, ...])`` is
+    called on it and must hand the event over to the trio loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        peer_id: str,
+        port: int,
+        properties: dict[str, str],
+        interfaces: list[str] | None,
+        on_found: Callable[[str, list[str]], None],
+    ) -> None:
+        self.service_type = f"_{service}._tcp.local."
+        self._peer_id = peer_id
+        self._port = port
+        self._props = {"peer_id": peer_id, **properties}
+        self._interfaces = interfaces
+        self._on_found = on_found
+        self._zc: Any = None
+        self._browser: Any = None
+        self._info: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
+
+        if self._interfaces:
+            ips = list(self._interfaces)
+            zc = Zeroconf(interfaces=ips, ip_version=IPVersion.V4Only)
+        else:
+            ips = local_ipv4_addresses(include_loopback=False) or ["127.0.0.1"]
+            zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+        info = ServiceInfo(
+            self.service_type,
+            f"{self._peer_id}.{self.service_type}",
+            addresses=[socket.inet_aton(ip) for ip in ips],
+            port=self._port,
+            properties=self._props,
+        )
+        with self._lock:
+            self._zc, self._info = zc, info
+        zc.register_service(info)
+        self._browser = ServiceBrowser(zc, self.service_type, handlers=[self._on_change])
+
+    def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
+        from zeroconf import ServiceStateChange
+
+        if state_change not in (ServiceStateChange.Added, ServiceStateChange.Updated):
+            return
+        try:
+            info = zeroconf.get_service_info(service_type, name, timeout=MDNS_RESOLVE_TIMEOUT_MS)
+        except Exception as e:
+            log.debug("mDNS lookup of %s failed: %s", name, e)
+            return
+        if info is None:
+            return
+        props = {k.decode(): (v.decode() if v else "") for k, v in (info.properties or {}).items()}
+        peer_id = props.get("peer_id")
+        if not peer_id or peer_id == self._peer_id:
+            return
+        addrs = [f"/ip4/{ip}/tcp/{info.port}" for ip in info.parsed_addresses() if ":" not in ip]
+        if addrs:
+            self._on_found(peer_id, addrs)
+
+    def stop(self) -> None:
+        with self._lock:
+            zc, info = self._zc, self._info
+            self._zc = None
+        if zc is None:
+            return
+        try:
+            if self._browser is not None:
+                self._browser.cancel()
+            zc.unregister_service(info)
+        finally:
+            zc.close()

@@ -1,0 +1,85 @@
+"""The table of connected peers: written on the trio thread, read by the HTTP app."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PeerRecord", "PeerTable"]
+
+
+@dataclass
+class PeerRecord:
+    peer_id: str
+    addrs: list[str] = field(default_factory=list)
+    connected_since: float = field(default_factory=time.time)
+    card: dict[str, Any] | None = None
+    # Role from the keystore registry (authenticated PeerID), not from the card.
+    registry_role: str | None = None
+    rtt_ms: float | None = None
+    missed_pings: int = 0
+    inflight: int = 0
+
+    def public(self) -> dict[str, Any]:
+        card = self.card or {}
+        return {
+            "peer_id": self.peer_id,
+            "name": card.get("name"),
+            "role": card.get("role"),
+            "verified_role": self.registry_role,
+            "addrs": list(self.addrs),
+            "connected_since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.connected_since)),
+            "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 3),
+            "card": card,
+        }
+
+    def tool_names(self) -> set[str]:
+        return {t["name"] for t in (self.card or {}).get("tools", [])}
+
+
+class PeerTable:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._peers: dict[str, PeerRecord] = {}
+
+    def get(self, peer_id: str) -> PeerRecord | None:
+        with self._lock:
+            return self._peers.get(peer_id)
+
+    def ensure(self, peer_id: str, addrs: list[str]) -> PeerRecord:
+        with self._lock:
+            rec = self._peers.get(peer_id)
+            if rec is None:
+                rec = self._peers[peer_id] = PeerRecord(peer_id=peer_id, addrs=addrs)
+            else:
+                for a in addrs:
+                    if a not in rec.addrs:
+                        rec.addrs.append(a)
+            return rec
+
+    def remove(self, peer_id: str) -> PeerRecord | None:
+        with self._lock:
+            return self._peers.pop(peer_id, None)
+
+    def __contains__(self, peer_id: str) -> bool:
+        with self._lock:
+            return peer_id in self._peers
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._peers)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._peers)
+
+    def with_cards(self) -> list[PeerRecord]:
+        """Peers whose card has been exchanged: the ones users see."""
+        with self._lock:
+            return [r for r in self._peers.values() if r.card is not None]
+
+    def providers(self, tool: str) -> list[PeerRecord]:
+        with self._lock:
+            return [r for r in self._peers.values() if r.card is not None and tool in r.tool_names()]
