@@ -9,9 +9,10 @@ import time
 
 __all__ = ["setup_logging"]
 
-# py-libp2p logs a great deal at INFO (every stream, every identify); the
-# agent's own lines are what users grep for.
-_NOISY = ("libp2p", "multiaddr", "zeroconf", "uvicorn.access", "async_service")
+# py-libp2p logs a great deal (every stream, every identify, an ERROR for every
+# refused dial the agent already reports in its own words); the agent's lines
+# are what users grep for, so libp2p speaks only at DEBUG.
+_NOISY = ("multiaddr", "zeroconf", "uvicorn.access", "async_service")
 
 
 class _JsonFormatter(logging.Formatter):
@@ -39,3 +40,11 @@ def setup_logging(level: str = "INFO", fmt: str = "text", name: str | None = Non
     root.setLevel(level)
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")
+    # Importing libp2p runs its own setup_logging(), which detaches the
+    # "libp2p" logger (propagate=False, no handler: bare lines on stderr).
+    import libp2p  # noqa: F401
+
+    lib = logging.getLogger("libp2p")
+    lib.handlers.clear()
+    lib.propagate = True
+    lib.setLevel("DEBUG" if level == "DEBUG" else "CRITICAL")

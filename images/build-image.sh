@@ -12,7 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 IMAGE="${IMAGE:-praxis-agent:latest}"
 BASE_IMAGE="${BASE_IMAGE:-praxis-base:bookworm}"
-DEPS_TAG="${IMAGE%:*}:deps"
+CACHE_TAG="${IMAGE%:*}:build-cache"
 LOG="$HERE/.cache/build.log"
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
@@ -34,15 +34,22 @@ build() {
         docker build "$@" "$ROOT" >>"$LOG" 2>&1 || { tail -n 60 "$LOG" >&2; return 1; }
     fi
 }
+old_ids="$(docker image inspect -f '{{.Id}}' "$CACHE_TAG" "$IMAGE" 2>/dev/null || true)"
 t1=$(date +%s)
-# The deps stage gets a tag of its own so that pruning the previous build's
-# dangling stages below never deletes it (it is the expensive layer).
+# The builder stage ("project", which sits on "deps") gets a tag of its own:
+# the classic builder keeps intermediate stages only as untagged images, and
+# the prune below would otherwise delete the layer cache it needs next time.
 build -f "$ROOT/images/agent/Dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
-      --target deps -t "$DEPS_TAG"
+      --target project -t "$CACHE_TAG"
 build -f "$ROOT/images/agent/Dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
       -t "$IMAGE"
-# Leftovers of earlier builds (untagged project/runtime stages) only.
-docker image prune -f --filter label=praxis.build >/dev/null 2>&1 || true
+# Remove what this build replaced (the previous build-cache and image, now
+# untagged; docker rmi takes their unshared parent layers along). An old
+# image still used by a container stays until `make clean`.
+new_ids="$(docker image inspect -f '{{.Id}}' "$CACHE_TAG" "$IMAGE")"
+for id in $old_ids; do
+    grep -qx "$id" <<<"$new_ids" || docker rmi "$id" >/dev/null 2>&1 || true
+done
 
 size="$(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 log "$IMAGE built: docker build $(( $(date +%s) - t1 ))s, total $(( $(date +%s) - t0 ))s, $size (log: ${LOG#$ROOT/})"

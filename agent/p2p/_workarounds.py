@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["apply"]
+__all__ = ["apply", "disable_auto_connector", "forget_failed_dial"]
 
 log = logging.getLogger("agent.p2p")
 _applied = False
@@ -38,3 +38,28 @@ def apply() -> None:
     if getattr(yamux, "DEFAULT_WINDOW_SIZE", None) is not None:
         yamux.DEFAULT_WINDOW_SIZE = YAMUX_INITIAL_WINDOW
     log.debug("py-libp2p workarounds applied")
+
+
+def disable_auto_connector(swarm: object) -> None:
+    """3. libp2p.network.auto_connector.AutoConnector dials every peer in the
+    peerstore until the connection count reaches (low+high watermark)/2, and
+    again on every disconnect.  It would redial peers this agent refused
+    (max_peers), dropped (liveness) or that left; discovery is ours (bootstrap
+    rounds and mDNS), so its dialling is switched off."""
+    auto = getattr(swarm, "auto_connector", None)
+    if auto is not None:
+
+        async def _no_auto_dial() -> None:
+            return None
+
+        auto.maybe_connect = _no_auto_dial  # type: ignore[method-assign]
+
+
+def forget_failed_dial(swarm: object, peer_id: object) -> None:
+    """4. Swarm._negative_peer_cache refuses to dial a peer for 60 s after one
+    failed dial ("recently failed all addresses").  A worker that starts a
+    moment before the orchestrator would then wait a minute; our bootstrap
+    rounds and mDNS already pace their retries with backoff."""
+    cache = getattr(swarm, "_negative_peer_cache", None)
+    if cache is not None:
+        cache.evict(str(peer_id))

@@ -58,6 +58,10 @@ HANDSHAKE_TIMEOUT = 10.0
 # a paused or partitioned peer is gone in 6-8 s, while one slow ping on a busy
 # machine does not evict anybody.
 MISSED_PINGS_LIMIT = 3
+# Looking up a new peer's role again when its keystore entry was not there
+# yet: just over PeerRegistry's rescan throttle (1 s), a few times.
+REGISTRY_RETRY_DELAY = 1.1
+REGISTRY_RETRIES = 4
 # How long stop() waits for the host to close before it abandons the thread.
 STOP_TIMEOUT = 5.0
 # Closing a connection to a peer that vanished can hang on TCP; give up after this.
@@ -183,6 +187,7 @@ class P2PService:
                 outbound_upgrade_timeout=min(self.p2p.connection_timeout, HANDSHAKE_TIMEOUT),
             ),
         )
+        _workarounds.disable_auto_connector(host.get_network())
         self._host = host
         self._nursery = nursery
         for proto, handler in (
@@ -300,12 +305,27 @@ class P2PService:
 
     async def _identify_peer(self, peer_id: str) -> None:
         """Look up the peer's verified role, then exchange cards."""
-        role = await trio.to_thread.run_sync(self.registry.role_of, peer_id)
         rec = self.peers.get(peer_id)
         if rec is None:
             return
-        rec.registry_role = role
+        rec.registry_role = await trio.to_thread.run_sync(self._lookup_role, peer_id)
         await self._exchange_card(peer_id)
+        # A peer that just published its entry may be newer than our registry
+        # scan (rescans are throttled): look again a few times.
+        for _ in range(REGISTRY_RETRIES):
+            if rec.registry_role is not None or peer_id not in self.peers:
+                return
+            await trio.sleep(REGISTRY_RETRY_DELAY)
+            rec.registry_role = await trio.to_thread.run_sync(self.registry.role_of, peer_id)
+
+    def _lookup_role(self, peer_id: str) -> str | None:
+        """Verified role from the keystore; a new connection may force one rescan
+        (connections are bounded by max_peers, so this cannot be flooded)."""
+        role = self.registry.role_of(peer_id)
+        if role is None:
+            self.registry.refresh()
+            role = self.registry.role_of(peer_id)
+        return role
 
     async def _exchange_card(self, peer_id: str) -> None:
         """Initiator side: write our card, then read theirs."""
@@ -421,6 +441,7 @@ class P2PService:
             ev = self._card_events.setdefault(peer_id, trio.Event())
         try:
             with trio.fail_after(self.p2p.connection_timeout):
+                _workarounds.forget_failed_dial(self._host.get_network(), info.peer_id)
                 await self._host.connect(info)
                 if ev is not None:
                     await ev.wait()
