@@ -125,7 +125,7 @@ class P2PService:
         self.registry = registry
         self.metrics = metrics
         self.peers = PeerTable()
-        self.state = "stopped"
+        self.state = "starting"
         self.failure: str | None = None
         self.listen_addrs: list[str] = []
         self.card: dict[str, Any] = {}
@@ -156,7 +156,7 @@ class P2PService:
         self.state = "running"
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self.state == "stopped":
+        if self.state in ("stopped", "failed", "disabled"):
             return
         self.state = "stopping"
         if not self._thread.stop(timeout):
@@ -201,6 +201,9 @@ class P2PService:
         host.get_network().register_notifee(_Notifee(self))
         listen = multiaddr.Multiaddr(f"/ip4/{self.p2p.host}/tcp/{self.p2p.port}")
         async with host.run([listen]):
+            if not host.get_addrs():
+                # py-libp2p logs a failed bind and carries on without a listener.
+                raise OSError(f"cannot listen on {listen}: address already in use or not available")
             self.listen_addrs = self._advertised_addrs()
             self.card = self.card_builder(self.listen_addrs) if self.card_builder else {}
             log.info(
