@@ -58,6 +58,9 @@ HANDSHAKE_TIMEOUT = 10.0
 # a paused or partitioned peer is gone in 6-8 s, while one slow ping on a busy
 # machine does not evict anybody.
 MISSED_PINGS_LIMIT = 3
+# How long the listening side of a new connection waits for the dialler's
+# card before it opens the exchange itself.
+CARD_FALLBACK_DELAY = 1.0
 # Looking up a new peer's role again when its keystore entry was not there
 # yet: just over PeerRegistry's rescan throttle (1 s), a few times.
 REGISTRY_RETRY_DELAY = 1.1
@@ -269,7 +272,10 @@ class P2PService:
         new = peer_id not in self.peers
         self.peers.ensure(peer_id, addrs)
         if new:
-            self._spawn(self._identify_peer, peer_id)
+            # The dialler opens the card exchange (one stream per connection,
+            # not two); the listener steps in only if no card comes.
+            inbound = getattr(getattr(conn, "direction", None), "name", "") == "INBOUND"
+            self._spawn(self._identify_peer, peer_id, CARD_FALLBACK_DELAY if inbound else 0.0)
 
     def _on_disconnected(self, conn: INetConn) -> None:
         peer_id = str(conn.muxed_conn.peer_id)
@@ -306,20 +312,29 @@ class P2PService:
         if self._nursery is not None:
             self._nursery.start_soon(fn, *args)
 
-    async def _identify_peer(self, peer_id: str) -> None:
-        """Look up the peer's verified role, then exchange cards."""
+    async def _identify_peer(self, peer_id: str, card_delay: float) -> None:
+        """Exchange cards and look up the peer's verified role, side by side."""
         rec = self.peers.get(peer_id)
         if rec is None:
             return
-        rec.registry_role = await trio.to_thread.run_sync(self._lookup_role, peer_id)
-        await self._exchange_card(peer_id)
-        # A peer that just published its entry may be newer than our registry
-        # scan (rescans are throttled): look again a few times.
-        for _ in range(REGISTRY_RETRIES):
-            if rec.registry_role is not None or peer_id not in self.peers:
-                return
-            await trio.sleep(REGISTRY_RETRY_DELAY)
-            rec.registry_role = await trio.to_thread.run_sync(self.registry.role_of, peer_id)
+
+        async def card() -> None:
+            if card_delay:
+                await trio.sleep(card_delay)
+                if rec.card is not None or peer_id not in self.peers:
+                    return
+            await self._exchange_card(peer_id)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(card)
+            rec.registry_role = await trio.to_thread.run_sync(self._lookup_role, peer_id)
+            # A peer that just published its entry may be newer than our
+            # registry scan (rescans are throttled): look again a few times.
+            for _ in range(REGISTRY_RETRIES):
+                if rec.registry_role is not None or peer_id not in self.peers:
+                    break
+                await trio.sleep(REGISTRY_RETRY_DELAY)
+                rec.registry_role = await trio.to_thread.run_sync(self.registry.role_of, peer_id)
 
     def _lookup_role(self, peer_id: str) -> str | None:
         """Verified role from the keystore; a new connection may force one rescan
