@@ -175,17 +175,6 @@ def test_unreadable_key(tmp_path, monkeypatch):
     assert (ks / "node.key").read_bytes() == data
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root bypasses chmod 000")
-def test_unreadable_key_chmod_000_non_root(tmp_path):
-    ks = tmp_path / "w"
-    _write(ks / "node.key", os.urandom(32), 0o000)
-    try:
-        with pytest.raises(KeystoreError, match="not readable"):
-            load_or_create_seed(ks)
-    finally:
-        os.chmod(ks / "node.key", 0o600)
-
-
 def test_keystore_path_is_a_file(tmp_path):
     f = tmp_path / "ks"
     f.write_bytes(b"x")
