@@ -152,8 +152,9 @@ class Bootstrapper:
 class MdnsDiscovery:
     """Announce this agent and browse for others with python-zeroconf.
 
-    Zeroconf runs its own thread; ``on_found(peer_id, [multiaddr, ...])`` is
-    called on it and must hand the event over to the trio loop.
+    Zeroconf runs its own thread; ``on_found(peer_id, [multiaddr, ...])`` and
+    ``on_removed(peer_id)`` are called on it and must hand the event over to
+    the trio loop.
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class MdnsDiscovery:
         properties: dict[str, str],
         interfaces: list[str] | None,
         on_found: Callable[[str, list[str]], None],
+        on_removed: Callable[[str], None],
     ) -> None:
         self.service_type = f"_{service}._tcp.local."
         self._peer_id = peer_id
@@ -172,6 +174,7 @@ class MdnsDiscovery:
         self._props = {"peer_id": peer_id, **properties}
         self._interfaces = interfaces
         self._on_found = on_found
+        self._on_removed = on_removed
         self._zc: Any = None
         self._browser: Any = None
         self._info: Any = None
@@ -201,6 +204,12 @@ class MdnsDiscovery:
     def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
         from zeroconf import ServiceStateChange
 
+        if state_change is ServiceStateChange.Removed:
+            # The instance name is "<peer_id>.<service type>".
+            peer_id = name[: -len(service_type) - 1] if name.endswith(service_type) else ""
+            if peer_id and peer_id != self._peer_id:
+                self._on_removed(peer_id)
+            return
         if state_change not in (ServiceStateChange.Added, ServiceStateChange.Updated):
             return
         try:

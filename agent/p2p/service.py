@@ -65,6 +65,8 @@ CARD_FALLBACK_DELAY = 1.0
 # yet: just over PeerRegistry's rescan throttle (1 s), a few times.
 REGISTRY_RETRY_DELAY = 1.1
 REGISTRY_RETRIES = 4
+# How often peers found by mDNS but not connected are dialled again.
+MDNS_REDIAL_INTERVAL = 2.0
 # How long stop() waits for the host to close before it abandons the thread.
 STOP_TIMEOUT = 5.0
 # Closing a connection to a peer that vanished can hang on TCP; give up after this.
@@ -140,6 +142,7 @@ class P2PService:
         self._channel_locks: dict[tuple[str, str], trio.Lock] = {}
         self._card_events: dict[str, trio.Event] = {}
         self._bootstrapper: Bootstrapper | None = None
+        self._dialing: set[str] = set()
         self._mdns: MdnsDiscovery | None = None
         self._limit = self.p2p.max_message_size
         self._mcp = McpDispatcher(config.agent.name, config.agent.version, tools.describe_all, self._run_local_tool)
@@ -491,6 +494,7 @@ class P2PService:
             properties={"name": self.config.agent.name, "role": self.config.agent.role},
             interfaces=self.p2p.mdns_interfaces,
             on_found=found,
+            on_removed=lambda peer_id: found(peer_id, []),
         )
         # Registration probes the network for ~1.5 s: never on the trio loop.
         nursery.start_soon(self._register_mdns)
@@ -507,23 +511,48 @@ class P2PService:
             log.error("mDNS discovery could not start: %s", _reason(e))
 
     async def _mdns_dialer(self, recv: trio.MemoryReceiveChannel) -> None:
-        async for peer_id, addrs in recv:
-            self.metrics.discovery.labels("mdns", "found").inc()
-            if peer_id == self.peer_id or peer_id in self.peers:
+        """Dial peers as mDNS reports them, and keep redialling the ones we
+        lose: zeroconf reports a service once, not again after a partition."""
+        known: dict[str, list[str]] = {}
+        redial_at = trio.current_time() + MDNS_REDIAL_INTERVAL
+        while True:
+            with trio.move_on_at(redial_at):
+                peer_id, addrs = await recv.receive()
+                if peer_id == self.peer_id:
+                    continue
+                if not addrs:  # the peer said goodbye
+                    known.pop(peer_id, None)
+                    self.metrics.discovery.labels("mdns", "removed").inc()
+                    continue
+                self.metrics.discovery.labels("mdns", "found").inc()
+                is_new = known.get(peer_id) != addrs
+                known[peer_id] = addrs
+                if peer_id not in self.peers:
+                    if is_new:
+                        log.info("Discovered peer %s via mDNS at %s", peer_id, ",".join(addrs))
+                    self._spawn(self._dial_any, peer_id, addrs, "mdns")
                 continue
-            log.info("Discovered peer %s via mDNS at %s", peer_id, ",".join(addrs))
-            self._spawn(self._dial_any, peer_id, addrs, "mdns")
+            redial_at = trio.current_time() + MDNS_REDIAL_INTERVAL
+            for peer_id, addrs in known.items():
+                if peer_id not in self.peers and peer_id not in self._dialing:
+                    self._spawn(self._dial_any, peer_id, addrs, "mdns")
 
     async def _dial_any(self, peer_id: str, addrs: list[str], source: str) -> None:
-        for addr in addrs:
-            if peer_id in self.peers:
-                return
-            try:
-                await self.dial(f"{addr}/p2p/{peer_id}")
-                self.metrics.discovery.labels(source, "connected").inc()
-                return
-            except Exception as e:
-                log.info("%s", e)
+        if peer_id in self._dialing:
+            return
+        self._dialing.add(peer_id)
+        try:
+            for addr in addrs:
+                if peer_id in self.peers:
+                    return
+                try:
+                    await self.dial(f"{addr}/p2p/{peer_id}")
+                    self.metrics.discovery.labels(source, "connected").inc()
+                    return
+                except Exception as e:
+                    log.debug("%s", e)
+        finally:
+            self._dialing.discard(peer_id)
 
     # ------------------------------------------------------------ serving side
     def _authorized(self, caller: str) -> str | None:
