@@ -32,10 +32,25 @@ class ChannelClosed(Exception):
     """The stream under a channel ended; pending and later requests fail with it."""
 
 
-class FramedStream:
-    """Whole frames from a stream that hands out arbitrary chunks."""
+class _Batch:
+    __slots__ = ("items", "done", "error")
 
-    __slots__ = ("stream", "limit", "_dec", "_frames", "bytes_in", "bytes_out", "_on_bytes")
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+
+class FramedStream:
+    """Whole frames from a stream that hands out arbitrary chunks.
+
+    Writes are coalesced: while one task is writing, frames from other tasks
+    collect in the next batch and go out in one ``stream.write`` — one yamux
+    frame, one Noise message, one syscall for many small answers.  Each
+    writer still learns whether its own frame was written.
+    """
+
+    __slots__ = ("stream", "limit", "_dec", "_frames", "_on_bytes", "_batch", "_flushing")
 
     def __init__(self, stream: Any, limit: int, on_bytes: Callable[[str, int], None] | None = None) -> None:
         self.stream = stream
@@ -43,6 +58,8 @@ class FramedStream:
         self._dec = FrameDecoder(limit)
         self._frames: deque[bytes] = deque()
         self._on_bytes = on_bytes
+        self._batch = _Batch()
+        self._flushing = False
 
     async def read_frame(self) -> bytes | None:
         """The next frame, or None at end of stream.  Raises FrameError on garbage."""
@@ -63,10 +80,35 @@ class FramedStream:
         return None if frame is None else loads_object(frame)
 
     async def write_frame(self, payload: bytes) -> None:
-        data = encode_frame(payload, self.limit)
-        await self.stream.write(data)
-        if self._on_bytes:
-            self._on_bytes("out", len(data))
+        mine = self._batch
+        mine.items.append(encode_frame(payload, self.limit))
+        if self._flushing:
+            await mine.done.wait()
+            if mine.error is not None:
+                raise mine.error
+            return
+        self._flushing = True
+        try:
+            while self._batch.items:
+                batch, self._batch = self._batch, _Batch()
+                data = b"".join(batch.items) if len(batch.items) > 1 else batch.items[0]
+                try:
+                    await self.stream.write(data)
+                except BaseException as e:
+                    batch.error = e if isinstance(e, Exception) else StreamError("write cancelled")
+                    batch.done.set()
+                    raise
+                batch.done.set()
+                if self._on_bytes:
+                    self._on_bytes("out", len(data))
+        finally:
+            self._flushing = False
+            if self._batch.items:
+                # We stopped early (error or cancellation): nobody is left to
+                # write the frames queued behind us, so tell their writers.
+                stuck, self._batch = self._batch, _Batch()
+                stuck.error = StreamError("stream write failed")
+                stuck.done.set()
 
     async def write_json(self, obj: Any) -> None:
         await self.write_frame(dumps(obj))
@@ -96,7 +138,6 @@ class RequestChannel:
         self._name = name
         self._ids = itertools.count(1)
         self._pending: dict[int, list[Any]] = {}
-        self._write_lock = trio.Lock()
         self.closed = False
         self.error: str | None = None
 
@@ -143,12 +184,11 @@ class RequestChannel:
         self._pending[rid] = slot
         try:
             with trio.fail_after(timeout):
-                async with self._write_lock:
-                    try:
-                        await self._framed.write_json(obj)
-                    except StreamError as e:
-                        self.closed = True
-                        raise ChannelClosed(f"stream write failed: {e}") from None
+                try:
+                    await self._framed.write_json(obj)
+                except StreamError as e:
+                    self.closed = True
+                    raise ChannelClosed(f"stream write failed: {e}") from None
                 await slot[0].wait()
         finally:
             self._pending.pop(rid, None)
@@ -172,13 +212,10 @@ async def serve_requests(framed: FramedStream, handle: Handler, bad_input: BadIn
     Garbage (bad frame, bad JSON, wrong shape) gets ``bad_input``'s answer,
     then the stream is reset; the rest of the agent is untouched.
     """
-    write_lock = trio.Lock()
     limiter = trio.Semaphore(MAX_INFLIGHT_PER_STREAM)
 
     async def _answer(obj: dict[str, Any] | None) -> None:
-        if obj is None:
-            return
-        async with write_lock:
+        if obj is not None:
             await framed.write_json(obj)
 
     async def _one(req: dict[str, Any]) -> None:
