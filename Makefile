@@ -7,7 +7,10 @@ SHELL := /bin/bash
 
 PY              ?= python3
 N               ?= 2
-PROJECT         ?= praxis
+# The project name plain `docker compose` / `docker-compose` would use here
+# too ($COMPOSE_PROJECT_NAME, else the directory name), so that their
+# exec/logs/ps commands see the containers `make up` started.
+PROJECT         ?= $(or $(COMPOSE_PROJECT_NAME),$(shell basename "$(CURDIR)" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9_-'))
 IMAGE           ?= praxis-agent:latest
 BASE_IMAGE      ?= praxis-base:bookworm
 PRAXIS_API_PORT ?= 8000
@@ -94,7 +97,7 @@ clean: ## down -v, remove the built images and caches (keeps the base image)
 	-$(DC) down -v --remove-orphans
 	-docker rmi -f $(IMAGE) $(IMAGE:%:latest=%):build-cache 2>/dev/null
 	-docker image prune -f --filter label=praxis.build >/dev/null
-	rm -rf images/.cache/wheels images/.cache/build.log .pytest_cache *.egg-info
+	rm -rf images/.cache/wheels images/.cache/build.log .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 
 clean-all: clean ## clean, plus the base image and the debootstrap cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import multiaddr
 import trio
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
-from libp2p.host.ping import PingService
+from libp2p.host.ping import ID as PING_PROTOCOL, PING_LENGTH as PING_SIZE
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -143,6 +144,7 @@ class P2PService:
         self._card_events: dict[str, trio.Event] = {}
         self._bootstrapper: Bootstrapper | None = None
         self._dialing: set[str] = set()
+        self._ping_streams: dict[str, Any] = {}
         self._mdns: MdnsDiscovery | None = None
         self._limit = self.p2p.max_message_size
         self._mcp = McpDispatcher(config.agent.name, config.agent.version, tools.describe_all, self._run_local_tool)
@@ -292,6 +294,9 @@ class P2PService:
 
     def _drop_peer(self, peer_id: str, why: str) -> None:
         rec = self.peers.remove(peer_id)
+        stream = self._ping_streams.pop(peer_id, None)
+        if stream is not None:
+            self._spawn(_reset_quietly, stream)
         for key in [k for k in self._channels if k[0] == peer_id]:
             ch = self._channels.pop(key)
             ch.closed = True
@@ -422,22 +427,43 @@ class P2PService:
 
     # -------------------------------------------------------------- liveness
     async def _liveness_loop(self) -> None:
-        pinger = PingService(self._host)
         interval = self.p2p.ping_interval
         while True:
             await trio.sleep(interval)
             for peer_id in self.peers.ids():
-                self._spawn(self._ping_one, pinger, peer_id, interval)
+                self._spawn(self._ping_one, peer_id, interval)
 
-    async def _ping_one(self, pinger: PingService, peer_id: str, timeout: float) -> None:
+    async def _ping_one(self, peer_id: str, timeout: float) -> None:
+        """One libp2p ping (/ipfs/ping/1.0.0) on a stream kept per peer.
+
+        Not libp2p.host.ping.PingService: its ping_iter holds one lock for all
+        peers while it opens a stream, so a single silent peer made every
+        other peer's ping time out and the agent dropped them all.
+        """
         rec = self.peers.get(peer_id)
         if rec is None:
             return
         t0 = time.perf_counter()
+        stream = self._ping_streams.get(peer_id)
         try:
             with trio.fail_after(timeout):
-                await pinger.ping(ID.from_base58(peer_id), 1)
+                if stream is None:
+                    stream = await self._host.new_stream(ID.from_base58(peer_id), [PING_PROTOCOL])
+                    self._ping_streams[peer_id] = stream
+                    t0 = time.perf_counter()
+                payload = os.urandom(PING_SIZE)
+                await stream.write(payload)
+                echo = b""
+                while len(echo) < PING_SIZE:
+                    chunk = await stream.read(PING_SIZE - len(echo))
+                    if not chunk:
+                        raise ConnectionError("ping stream closed")
+                    echo += chunk
+                if echo != payload:
+                    raise ValueError("ping payload mismatch")
         except Exception:
+            if self._ping_streams.pop(peer_id, None) is not None and stream is not None:
+                self._spawn(_reset_quietly, stream)
             rec.missed_pings += 1
             if rec.missed_pings >= MISSED_PINGS_LIMIT and peer_id in self.peers:
                 log.warning("Peer %s stopped answering pings (%d missed); dropping it", peer_id, rec.missed_pings)
@@ -708,6 +734,14 @@ class P2PService:
     def submit(self, fn: Any, *args: Any) -> Any:
         """Run a trio coroutine on the P2P loop; a concurrent.futures.Future (benchmarks, tests)."""
         return self._thread.submit(fn, *args)
+
+
+async def _reset_quietly(stream: Any) -> None:
+    with trio.move_on_after(DISCONNECT_TIMEOUT):
+        try:
+            await stream.reset()
+        except Exception:
+            pass
 
 
 def _send_nowait(send: trio.MemorySendChannel, item: Any) -> None:

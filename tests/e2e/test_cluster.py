@@ -2,7 +2,8 @@
 
 The scenarios share one cluster and run in file order; each leaves the
 cluster in the state the next one expects (scaling to 5, then killing one
-generic worker, ...). Every wait is a poll with a generous deadline: only
+generic worker, ...), the most disruptive one (cutting a worker off the
+network) last. Every wait is a poll with a generous deadline: only
 "it happened before the deadline" is asserted, never how fast.
 """
 
@@ -135,20 +136,6 @@ def test_killed_worker_leaves_and_returns_with_same_identity(cluster: Cluster) -
     cluster.wait_peers(absent={name}, timeout=LEAVE_TIMEOUT)
 
 
-def test_network_disconnect_and_reconnect(cluster: Cluster) -> None:
-    victim = cluster.generic_workers()[0]
-    name = cluster.agent_name(victim)
-    before = cluster.wait_peers(present={name}, timeout=JOIN_TIMEOUT)[name]["peer_id"]
-    net = cluster.compose.docker.networks.get(cluster.network)
-    net.disconnect(victim)
-    try:
-        cluster.wait_peers(absent={name}, timeout=LEAVE_TIMEOUT)
-    finally:
-        net.connect(victim)
-    peers = cluster.wait_peers(present={name}, timeout=JOIN_TIMEOUT)
-    assert peers[name]["peer_id"] == before
-
-
 def test_orchestrator_restart_workers_come_back(cluster: Cluster) -> None:
     names = expected_workers(cluster)
     peer_id = cluster.health()["peer_id"]
@@ -162,3 +149,19 @@ def test_orchestrator_restart_workers_come_back(cluster: Cluster) -> None:
     assert body["peer_id"] == peer_id, "the orchestrator keeps its identity (orchestrator-key volume)"
     cluster.wait_peers(present=names, timeout=JOIN_TIMEOUT)
     log(f"back after the restart: {sorted(names)}")
+
+
+def test_network_disconnect_and_reconnect(cluster: Cluster) -> None:
+    victim = cluster.generic_workers()[0]
+    name = cluster.agent_name(victim)
+    before = cluster.wait_peers(present={name}, timeout=JOIN_TIMEOUT)[name]["peer_id"]
+    others = expected_workers(cluster) - {name}
+    net = cluster.compose.docker.networks.get(cluster.network)
+    net.disconnect(victim)
+    try:
+        # It leaves; everybody else stays.
+        cluster.wait_peers(present=others, absent={name}, timeout=LEAVE_TIMEOUT)
+    finally:
+        net.connect(victim)
+    peers = cluster.wait_peers(present=others | {name}, timeout=JOIN_TIMEOUT)
+    assert peers[name]["peer_id"] == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -205,6 +206,23 @@ def test_metrics_count_the_calls_just_made(cluster):
     assert invoke_ok() == before + 3
     fams = {f.name for f in text_string_to_metric_families(httpx.get(orch.url + "/metrics").text)}
     assert {"praxis_connected_peers", "praxis_dials", "praxis_request_seconds", "praxis_bytes"} <= fams
+
+
+def test_paused_worker_is_dropped_alone_and_comes_back_when_resumed(cluster):
+    orch = cluster["procs"]["orchestrator"]
+    wait_for(lambda: WORKERS <= _names(orch.peers()))
+    paused = cluster["procs"]["worker-analytics"]
+    paused.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: "worker-analytics" not in _names(orch.peers()), timeout=20, what="paused worker dropped")
+        # The silent peer must not take the others down with it.
+        for _ in range(10):
+            assert {"worker-filesystem", "worker-1"} <= _names(orch.peers())
+            assert httpx.post(orch.url + "/tools/file_info/invoke", json={"arguments": {"path": "."}}).status_code == 200
+            time.sleep(0.3)
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: WORKERS <= _names(orch.peers()), timeout=30, what="resumed worker back in /peers")
 
 
 def test_killed_worker_disappears_from_peers(cluster):
