@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["apply", "disable_auto_connector", "forget_failed_dial"]
+__all__ = ["apply", "disable_auto_connector", "forget_failed_dial", "dial_only", "without_loopback"]
 
 log = logging.getLogger("agent.p2p")
 _applied = False
@@ -63,3 +63,20 @@ def forget_failed_dial(swarm: object, peer_id: object) -> None:
     cache = getattr(swarm, "_negative_peer_cache", None)
     if cache is not None:
         cache.evict(str(peer_id))
+
+
+def dial_only(host: object, peer_id: object) -> None:
+    """5. Swarm.dial_peer dials whatever the peerstore holds for a peer, and
+    identify fills it with every address the peer listens on, 127.0.0.1
+    included.  Redialling a peer after a partition then picked its loopback
+    address and reached *this* agent's own listener (Noise: "peer id does not
+    correspond to the received pubkey"), forever.  Our discovery knows the
+    address to dial, so the peerstore is cleared before each dial."""
+    host.get_peerstore().clear_addrs(peer_id)  # type: ignore[attr-defined]
+
+
+def without_loopback(candidates: list) -> list:
+    """addrs_factory for the host: do not advertise 127.0.0.1 to peers (see 5)
+    unless it is all we listen on (tests and `make local`)."""
+    routable = [a for a in candidates if not str(a).startswith("/ip4/127.") and not str(a).startswith("/ip6/::1/")]
+    return routable or list(candidates)

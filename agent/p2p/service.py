@@ -182,6 +182,7 @@ class P2PService:
             sec_opt=security_options(self.keypair, self.p2p.security.use_noise, self.p2p.security.noise_key),
             muxer_preference="YAMUX",
             psk=psk,
+            addrs_factory=_workarounds.without_loopback,
             connection_config=ConnectionConfig(
                 # max_peers is enforced per peer in _on_connected; this is the
                 # swarm's own cap, with room for duplicate simultaneous dials.
@@ -249,7 +250,7 @@ class P2PService:
             return list(self.p2p.announce_addresses)
         port = self._bound_port()
         if self.p2p.host in ("0.0.0.0", "::"):
-            ips = local_ipv4_addresses(include_loopback=True)
+            ips = local_ipv4_addresses(include_loopback=False) or ["127.0.0.1"]
         else:
             ips = [self.p2p.host]
         return [f"/ip4/{ip}/tcp/{port}/p2p/{self.peer_id}" for ip in ips]
@@ -488,7 +489,9 @@ class P2PService:
             ev = self._card_events.setdefault(peer_id, trio.Event())
         try:
             with trio.fail_after(self.p2p.connection_timeout):
-                _workarounds.forget_failed_dial(self._host.get_network(), info.peer_id)
+                if peer_id not in self.peers:
+                    _workarounds.forget_failed_dial(self._host.get_network(), info.peer_id)
+                    _workarounds.dial_only(self._host, info.peer_id)
                 await self._host.connect(info)
                 if ev is not None:
                     await ev.wait()
