@@ -34,7 +34,8 @@ def create_app(agent: "Agent") -> FastAPI:
     app = FastAPI(title="Praxis agent", version=agent.config.agent.version, docs_url="/docs", redoc_url=None)
     token = agent.config.api.token
 
-    def require_token(authorization: str | None = Header(default=None)) -> None:
+    # async: a plain def dependency would send every request through a thread.
+    async def require_token(authorization: str | None = Header(default=None)) -> None:
         if token is None:
             return
         supplied = authorization[7:] if authorization and authorization.startswith("Bearer ") else ""

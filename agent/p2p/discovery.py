@@ -152,7 +152,7 @@ class Bootstrapper:
 class MdnsDiscovery:
     """Announce this agent and browse for others with python-zeroconf.
 
-    Zeroconf runs its own thread; ``on_found(peer_id, [multiaddr, ...])`` and
+    Zeroconf runs its own thread; ``on_found(peer_id, [multiaddr, ...], role)`` and
     ``on_removed(peer_id)`` are called on it and must hand the event over to
     the trio loop.
     """
@@ -165,7 +165,7 @@ class MdnsDiscovery:
         port: int,
         properties: dict[str, str],
         interfaces: list[str] | None,
-        on_found: Callable[[str, list[str]], None],
+        on_found: Callable[[str, list[str], str | None], None],
         on_removed: Callable[[str], None],
     ) -> None:
         self.service_type = f"_{service}._tcp.local."
@@ -225,7 +225,7 @@ class MdnsDiscovery:
             return
         addrs = [f"/ip4/{ip}/tcp/{info.port}" for ip in info.parsed_addresses() if ":" not in ip]
         if addrs:
-            self._on_found(peer_id, addrs)
+            self._on_found(peer_id, addrs, props.get("role"))
 
     def stop(self) -> None:
         with self._lock:

@@ -66,6 +66,10 @@ CARD_FALLBACK_DELAY = 1.0
 # yet: just over PeerRegistry's rescan throttle (1 s), a few times.
 REGISTRY_RETRY_DELAY = 1.1
 REGISTRY_RETRIES = 4
+# A ping may take this many ping intervals: on a loaded 2-core machine with
+# dozens of agents a healthy peer can be slow for a moment.  A paused or
+# partitioned peer is still dropped within 3 × 1.5 intervals (~9 s at 2 s).
+PING_TIMEOUT_FACTOR = 1.5
 # How often peers found by mDNS but not connected are dialled again.
 MDNS_REDIAL_INTERVAL = 2.0
 # How long stop() waits for the host to close before it abandons the thread.
@@ -429,10 +433,16 @@ class P2PService:
     # -------------------------------------------------------------- liveness
     async def _liveness_loop(self) -> None:
         interval = self.p2p.ping_interval
+        network = self._host.get_network()
         while True:
             await trio.sleep(interval)
             for peer_id in self.peers.ids():
-                self._spawn(self._ping_one, peer_id, interval)
+                if not network.get_connections(ID.from_base58(peer_id)):
+                    # A connection can close without a "disconnected"
+                    # notification reaching us (it raced the "connected" one).
+                    self._drop_peer(peer_id, "disconnected")
+                    continue
+                self._spawn(self._ping_one, peer_id, interval * PING_TIMEOUT_FACTOR)
 
     async def _ping_one(self, peer_id: str, timeout: float) -> None:
         """One libp2p ping (/ipfs/ping/1.0.0) on a stream kept per peer.
@@ -510,7 +520,12 @@ class P2PService:
     async def _start_mdns(self, nursery: trio.Nursery) -> None:
         send, recv = trio.open_memory_channel[tuple[str, list[str]]](256)
 
-        def found(peer_id: str, addrs: list[str]) -> None:  # zeroconf's thread
+        def found(peer_id: str, addrs: list[str], role: str | None = None) -> None:  # zeroconf's thread
+            # Star, as the original system describes it: workers dial the
+            # orchestrators they hear of, orchestrators dial everybody; workers
+            # do not mesh (N workers cost N connections, not N²/2).
+            if addrs and self.config.agent.role == "worker" and role == "worker":
+                return
             try:
                 self._thread.run_sync_soon(_send_nowait, send, (peer_id, addrs))
             except LoopGone:
