@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["apply", "disable_auto_connector", "forget_failed_dial", "dial_only", "without_loopback"]
+__all__ = [
+    "apply",
+    "disable_auto_connector",
+    "forget_failed_dial",
+    "dial_only",
+    "without_loopback",
+    "limit_pending_handshakes",
+]
 
 log = logging.getLogger("agent.p2p")
 _applied = False
@@ -86,3 +93,46 @@ def without_loopback(candidates: list) -> list:
     unless it is all we listen on (tests and `make local`)."""
     routable = [a for a in candidates if not str(a).startswith("/ip4/127.") and not str(a).startswith("/ip6/::1/")]
     return routable or list(candidates)
+
+
+def limit_pending_handshakes(swarm: object, per_ip: int, total: int) -> None:
+    """6. Inbound connections that never finish their handshake.
+
+    Swarm._inbound_limiter holds one of max_connections slots per inbound
+    connection, and its handler then waits for manager.wait_finished(): the
+    slot comes back only when the swarm stops.  So after max_connections
+    inbound connections in an agent's lifetime (108 at max_peers 50, counting
+    every worker restart) every new inbound connection was refused, and a
+    burst of idle never-handshaking sockets got there at once.  The limiter
+    is replaced: established connections are bounded by Swarm.add_conn's own
+    max_connections check and by max_peers (P2PService._on_connected);
+    handshakes in progress are bounded here, ``per_ip`` per remote address and
+    ``total`` overall, extra ones closed at once.
+    """
+    import math
+    from collections import Counter
+
+    import trio
+    from libp2p.network.exceptions import SwarmException
+
+    swarm._inbound_limiter = trio.CapacityLimiter(math.inf)  # type: ignore[attr-defined]
+    original = swarm.upgrade_inbound_raw_conn  # type: ignore[attr-defined]
+    pending: Counter[str] = Counter()
+
+    async def guarded(raw_conn, maddr):  # type: ignore[no-untyped-def]
+        try:
+            ip = raw_conn.get_remote_address()[0]
+        except Exception:
+            ip = "?"
+        if pending[ip] >= per_ip or sum(pending.values()) >= total:
+            await raw_conn.close()
+            raise SwarmException(f"too many handshakes in progress (from {ip}: {pending[ip]})")
+        pending[ip] += 1
+        try:
+            return await original(raw_conn, maddr)
+        finally:
+            pending[ip] -= 1
+            if pending[ip] <= 0:
+                del pending[ip]
+
+    swarm.upgrade_inbound_raw_conn = guarded  # type: ignore[attr-defined]

@@ -55,6 +55,13 @@ log = logging.getLogger("agent.p2p")
 # a loaded 2-core machine, short enough that a peer that never completes one
 # does not hold a connection slot for the whole connection_timeout.
 HANDSHAKE_TIMEOUT = 10.0
+# Handshakes in progress at once (see _workarounds.limit_pending_handshakes):
+# per remote IP, far more than an honest host opens; in all, enough for a
+# whole cluster restarting at once, few enough that an idle-socket flood from
+# many addresses costs little memory and frees its slots after the handshake
+# timeout.
+PENDING_HANDSHAKES_PER_IP = 16
+PENDING_HANDSHAKES = 128
 # Consecutive unanswered pings before a peer is dropped: with ping_interval 2 s
 # a paused or partitioned peer is gone in 6-8 s, while one slow ping on a busy
 # machine does not evict anybody.
@@ -201,6 +208,7 @@ class P2PService:
             ),
         )
         _workarounds.disable_auto_connector(host.get_network())
+        _workarounds.limit_pending_handshakes(host.get_network(), PENDING_HANDSHAKES_PER_IP, PENDING_HANDSHAKES)
         self._host = host
         self._nursery = nursery
         for proto, handler in (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import multiaddr
 import pytest
@@ -198,3 +199,53 @@ def test_max_peers_is_enforced(target, client_factory):
     assert connected_count() == 3
     text = __import__("httpx").get(target["proc"].url + "/metrics").text
     assert 'praxis_refused_peers_total{reason="max_peers"}' in text
+
+
+def test_idle_never_handshaking_sockets_do_not_lock_honest_peers_out(target, client_factory):
+    """300 TCP connections from 127.0.0.2 that never say a word; an honest peer
+    from 127.0.0.1 still connects and is served."""
+    import socket as socketlib
+
+    wait_for(lambda: target["proc"].peers() == [], what="no peers left from earlier tests (max_peers=3)")
+    idle = []
+    try:
+        for _ in range(300):
+            s = socketlib.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", target["port"]))
+            except OSError:
+                s.close()
+                continue
+            idle.append(s)
+        assert len(idle) >= 250
+        client = client_factory(target["root"], "orch-honest", extra=["p2p.connection_timeout=2"])
+
+        def honest():
+            try:
+                return _honest_call(client, target)
+            except ConnectionError:
+                return None  # a dialler retries, as bootstrap rounds do
+
+        # Well before the 10 s handshake timeout would free the idle sockets' slots.
+        t0 = time.monotonic()
+        assert wait_for(honest, timeout=8, interval=0.2, what="honest peer served")["type"] == "directory"
+        print(f"honest peer served {time.monotonic() - t0:.2f}s after 300 idle sockets")
+    finally:
+        for s in idle:
+            s.close()
+    assert target["proc"].proc.poll() is None
+
+
+def test_inbound_connections_over_a_lifetime_are_not_capped(target, client_factory):
+    """py-libp2p kept an inbound slot per connection until the host stopped:
+    after max_connections (14 at max_peers 3) connections in a lifetime, no
+    peer could connect any more.  20 connect/disconnect cycles, then one more."""
+    wait_for(lambda: target["proc"].peers() == [], what="no peers left from earlier tests")
+    client = client_factory(target["root"], "orch-cycle", extra=["p2p.connection_timeout=3"])
+    for _ in range(20):
+        on_loop(client, client.service.dial, target["addr"], True)
+        on_loop(client, client.service._disconnect, target["peer_id"], "test cycle")
+        wait_for(lambda: target["proc"].peers() == [], timeout=5, interval=0.05, what="target saw the disconnect")
+    assert _honest_call(client, target)["type"] == "directory"
