@@ -73,7 +73,7 @@ def loads_object(data: bytes) -> dict[str, Any]:
 
 def _check_id(obj: dict[str, Any]) -> Any:
     rid = obj.get("id")
-    if rid is not None and not isinstance(rid, (str, int)) or isinstance(rid, bool):
+    if isinstance(rid, bool) or (rid is not None and not isinstance(rid, (str, int))):
         raise ProtocolError(INVALID_REQUEST, "'id' must be a string or an integer")
     return rid
 

@@ -31,6 +31,7 @@ from ..messages import (
     ProtocolError,
     parse_rpc_request,
     parse_tool_request,
+    parse_tool_response,
     rpc_error,
     tool_error,
     tool_result,
@@ -732,12 +733,13 @@ class P2PService:
 
     async def _call_tool(self, peer_id: str, tool: str, arguments: dict[str, Any], timeout: float) -> Any:
         answer = await self._request(peer_id, C.TOOL_PROTOCOL, {"tool": tool, "arguments": arguments}, timeout)
-        err = answer.get("error")
+        try:
+            _, result, err = parse_tool_response(answer)
+        except ProtocolError as e:
+            raise RemoteError(peer_id, "bad_answer", e.message) from None
         if err is not None:
-            if not isinstance(err, dict):
-                raise RemoteError(peer_id, "bad_answer", repr(err))
-            raise RemoteError(peer_id, str(err.get("code")), str(err.get("message", "")))
-        return answer.get("result")
+            raise RemoteError(peer_id, err["code"], err["message"])
+        return result
 
     async def _rpc(self, peer_id: str, proto: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         original_id = request.get("id")
@@ -753,9 +755,6 @@ class P2PService:
     async def rpc(self, peer_id: str, proto: str, request: dict[str, Any], timeout: float | None = None) -> dict:
         t = timeout or self.config.tools.call_timeout
         return await asyncio.wrap_future(self._thread.submit(self._rpc, peer_id, proto, request, t))
-
-    async def connect(self, maddr: str, wait_card: bool = True) -> str:
-        return await asyncio.wrap_future(self._thread.submit(self.dial, maddr, wait_card))
 
     def submit(self, fn: Any, *args: Any) -> Any:
         """Run a trio coroutine on the P2P loop; a concurrent.futures.Future (benchmarks, tests)."""
