@@ -1,4 +1,4 @@
-"""Section 4: the compose cluster: ready time against N, a killed worker, a restarted orchestrator.
+"""Section 4: the compose cluster: ready time against N, a paused and a killed worker, a restarted orchestrator.
 
 For each N: the project's docker-compose.yml under a unique ``-p`` project name
 with the orchestrator API on a free loopback port (``PRAXIS_API_PORT``),
@@ -238,7 +238,10 @@ def _measure(proj: Project, n: int, stable_s: float) -> dict[str, Any]:
     log(f"containers: N={n}: orchestrator restarted ({res['restart_cmd_s']:.2f}s), all workers back after "
         f"{_s(res['restart_back_s'])}")
 
-    victim = _containers(proj.name, "worker")[0]
+    workers = _containers(proj.name, "worker")
+    if len(workers) > 1:
+        _pause(proj, res, n, workers[1])
+    victim = workers[0]
     name = f"worker-{victim[:12]}"
     if _wait(lambda: name in (_workers_in_peers(proj.port) or []), 15) is None:
         res["kill_note"] = f"{name} was not in /peers before the kill"
@@ -252,6 +255,26 @@ def _measure(proj: Project, n: int, stable_s: float) -> dict[str, Any]:
     log(f"containers: N={n}: killed {name}: left /peers after {_s(res['kill_gone_s'])} "
         f"(docker kill took {res['kill_cmd_s']:.2f}s)")
     return res
+
+
+def _pause(proj: Project, res: dict[str, Any], n: int, victim: str) -> None:
+    """``docker pause`` one worker (no FIN, no RST: only missed pings tell): time until it leaves /peers."""
+    name = f"worker-{victim[:12]}"
+    if _wait(lambda: name in (_workers_in_peers(proj.port) or []), 15) is None:
+        res["pause_note"] = f"{name} was not in /peers before the pause"
+        return
+    t0 = time.perf_counter()
+    subprocess.run(["docker", "pause", victim], capture_output=True, timeout=60, check=True)
+    res["pause_cmd_s"] = time.perf_counter() - t0
+    try:
+        t_gone = _wait(lambda: name not in (_workers_in_peers(proj.port) or [name]), 30)
+    finally:
+        subprocess.run(["docker", "unpause", victim], capture_output=True, timeout=60)
+    res["pause_gone_s"] = None if t_gone is None else t_gone - t0
+    t_back = _wait(lambda: name in (_workers_in_peers(proj.port) or []), 60)
+    res["pause_back_s"] = None if t_back is None else t_back - t0
+    log(f"containers: N={n}: paused {name}: left /peers after {_s(res['pause_gone_s'])}, "
+        f"back {_s(res['pause_back_s'])} after the pause began")
 
 
 def _s(x: float | None) -> str:
@@ -294,6 +317,9 @@ def run(ctx: Any) -> dict[str, Any]:
                             r["restart_back_s"], r["restart_cmd_s"], "docker restart command",
                             note="" if r["restart_back_s"] is not None else "never within 120 s"))
     for key, r in ready.items():
+        if "pause_gone_s" in r or "pause_note" in r:
+            rows.append(row(f"pause_{key}", f"paused worker leaves /peers (N={key})", "s", r.get("pause_gone_s"),
+                            r.get("pause_cmd_s"), "docker pause command", ("<=", 10.0), r.get("pause_note", "")))
         if "kill_cmd_s" in r or "kill_note" in r:
             rows.append(row(f"kill_{key}", f"killed worker leaves /peers (N={key})", "s", r.get("kill_gone_s"),
                             r.get("kill_cmd_s"), "docker kill command", ("<=", 1.0), r.get("kill_note", "")))
