@@ -249,3 +249,19 @@ def test_inbound_connections_over_a_lifetime_are_not_capped(target, client_facto
         on_loop(client, client.service._disconnect, target["peer_id"], "test cycle")
         wait_for(lambda: target["proc"].peers() == [], timeout=5, interval=0.05, what="target saw the disconnect")
     assert _honest_call(client, target)["type"] == "directory"
+
+
+def test_plaintext_development_agent_warns_and_cannot_reach_noise_agents(target, tmp_path):
+    """use_noise: false is for development: a warning at start, and no silent
+    downgrade of Noise peers (the connection is refused, both ways)."""
+    p = AgentProc("worker.yaml", agent_sets("plain", tmp_path, free_port(), free_port())
+                  + ["p2p.security.use_noise=false", f"p2p.bootstrap_nodes=[{target['addr']}]",
+                     "p2p.connection_timeout=2"], tmp_path / "plain.log")
+    try:
+        p.wait_healthy()
+        assert "SECURITY: p2p.security.use_noise is false" in p.log()
+        wait_for(lambda: "Failed to connect" in p.log() or "timed out" in p.log(), what="a refused dial in the log")
+        assert p.peers() == []
+        assert all(peer["name"] != "plain" for peer in target["proc"].peers())
+    finally:
+        p.kill(signal.SIGTERM)
