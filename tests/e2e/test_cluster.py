@@ -119,6 +119,25 @@ def test_scale_generic_workers_to_five(cluster: Cluster) -> None:
     log(f"generic workers: {sorted(names)}")
 
 
+def test_scaling_down_and_up_leaves_no_pile_of_keys(cluster: Cluster) -> None:
+    """Replica seeds live in their containers: the shared keystore holds only
+    the named agents' public entries, and no volume is added per replica."""
+    def volumes() -> set[str]:
+        return {v.name for v in cluster.compose.docker.volumes.list(
+            filters={"label": f"com.docker.compose.project={cluster.project}"})}
+
+    before = volumes()
+    for n in (2, 4, 3):
+        cluster.compose.compose("up", "-d", "--scale", f"worker={n}", "--no-recreate")
+        wait_for(lambda: len(cluster.generic_workers()) == n, f"{n} generic worker containers", 60)
+    cluster.compose.wait_healthy()
+    entries = set(cluster.exec(cluster.container("orchestrator"), "ls", "/keys").split())
+    assert entries == {"orchestrator", "worker-filesystem", "worker-analytics"}, entries
+    assert volumes() == before
+    names = {cluster.agent_name(c) for c in cluster.generic_workers()}
+    cluster.wait_peers(present=names, timeout=JOIN_TIMEOUT)
+
+
 def test_killed_worker_leaves_and_returns_with_same_identity(cluster: Cluster) -> None:
     victim = cluster.generic_workers()[-1]
     name = cluster.agent_name(victim)
