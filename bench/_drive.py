@@ -124,17 +124,22 @@ async def raw_echo_run(port: int, payload: bytes, inflight: int, max_calls: int,
     return res
 
 
-async def raw_bulk(port: int, total: int, chunk: int) -> float:
-    """Seconds to push ``total`` bytes and get the sink's count back (connect excluded)."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
+async def push_bytes(write: Callable[[bytes], Awaitable[Any]], total: int, chunk: int) -> None:
+    """Write ``total`` zero bytes in ``chunk``-sized pieces (the bulk figure, any transport)."""
     buf = bytes(chunk)
-    t0 = time.perf_counter()
-    await stream.send_all(b"S")
     sent = 0
     while sent < total:
         n = min(chunk, total - sent)
-        await stream.send_all(buf if n == chunk else buf[:n])
+        await write(buf if n == chunk else buf[:n])
         sent += n
+
+
+async def raw_bulk(port: int, total: int, chunk: int) -> float:
+    """Seconds to push ``total`` bytes and get the sink's count back (connect excluded)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    t0 = time.perf_counter()
+    await stream.send_all(b"S")
+    await push_bytes(stream.send_all, total, chunk)
     await stream.send_eof()
     resp = b""
     while True:

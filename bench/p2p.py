@@ -164,13 +164,8 @@ def _measure(ctx: Any, plan: dict, client: Any, worker: Any, wport: int, wapi: i
 async def _p2p_bulk(host: Any, peer_id: str, total: int, chunk: int) -> float:
     """Seconds to push ``total`` bytes on a fresh stream and get the sink's count back (stream open excluded)."""
     stream = await host.new_stream(ID.from_base58(peer_id), [SINK_PROTOCOL])
-    buf = bytes(chunk)
     t0 = time.perf_counter()
-    sent = 0
-    while sent < total:
-        n = min(chunk, total - sent)
-        await stream.write(buf if n == chunk else buf[:n])
-        sent += n
+    await _drive.push_bytes(stream.write, total, chunk)
     await stream.close()
     resp = b""
     while True:
