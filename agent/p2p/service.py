@@ -39,6 +39,7 @@ from ..messages import (
 )
 from ..metrics import Metrics
 from ..rpc import A2ADispatcher, McpDispatcher, TaskStore
+from ..errors import PeerUnavailable, RemoteError
 from ..tools import ToolError, ToolRegistry
 from . import _workarounds
 from ._bridge import LoopGone, TrioThread
@@ -84,20 +85,6 @@ MDNS_REDIAL_INTERVAL = 2.0
 STOP_TIMEOUT = 5.0
 # Closing a connection to a peer that vanished can hang on TCP; give up after this.
 DISCONNECT_TIMEOUT = 2.0
-
-
-class PeerUnavailable(Exception):
-    """No usable connection to the peer (not connected, or the stream failed)."""
-
-
-class RemoteError(Exception):
-    """The peer answered with an error: ``code`` and ``message`` from its answer."""
-
-    def __init__(self, peer_id: str, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.peer_id = peer_id
-        self.code = code
-        self.message = message
 
 
 class _Notifee(INotifee):

@@ -28,38 +28,20 @@ from ..constants import TOOL_GROUPS
 
 log = logging.getLogger(__name__)
 
-# --- errors ------------------------------------------------------------------
+# --- errors (the vocabulary lives in agent/errors.py) --------------------------
 
-UNKNOWN_TOOL = "unknown_tool"
-INVALID_ARGUMENTS = "invalid_arguments"
-FORBIDDEN = "forbidden"
-NOT_FOUND = "not_found"
-TOO_LARGE = "too_large"
-TOOL_FAILED = "tool_failed"
-ERROR_CODES = (UNKNOWN_TOOL, INVALID_ARGUMENTS, FORBIDDEN, NOT_FOUND, TOO_LARGE, TOOL_FAILED)
+from ..errors import (  # noqa: E402
+    FORBIDDEN,
+    INVALID_ARGUMENTS,
+    NOT_FOUND,
+    TIMEOUT,
+    TOO_LARGE,
+    TOOL_FAILED,
+    UNKNOWN_TOOL,
+    ToolError,
+)
 
-# Error messages quote offending values; keep a hostile 4 MiB argument from
-# being echoed back whole.
-_MAX_MESSAGE_CHARS = 500
-
-
-class ToolError(Exception):
-    """A tool call failed in a way the caller should see (``code`` + ``message``)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        if code not in ERROR_CODES:
-            raise ValueError(f"unknown tool error code {code!r}")
-        if len(message) > _MAX_MESSAGE_CHARS:
-            message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+ERROR_CODES = (UNKNOWN_TOOL, INVALID_ARGUMENTS, FORBIDDEN, NOT_FOUND, TOO_LARGE, TOOL_FAILED, TIMEOUT)
 
 
 # --- tool model --------------------------------------------------------------
