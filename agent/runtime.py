@@ -15,6 +15,7 @@ import uvicorn
 from .api import create_app
 from .card import build_card
 from .config import Config
+from .execution import ToolExecutor
 from .keys import PeerRegistry, load_or_create_seed, peer_id_from_seed, publish_public_entry
 from .metrics import Metrics
 from .p2p.discovery import local_ipv4_addresses
@@ -50,9 +51,13 @@ class Agent:
         )
         self.registry = PeerRegistry(p2p.effective_keystore_root)
         self.tasks = TaskStore()
-        self.service = P2PService(config, self.seed, self.tools, self.registry, self.metrics, self.tasks)
+        # One local execution path: the P2P handlers and the HTTP router share it.
+        self.executor = ToolExecutor(self.tools, config.tools.call_timeout)
+        self.service = P2PService(
+            config, self.seed, self.tools, self.registry, self.metrics, self.tasks, executor=self.executor
+        )
         self.service.card_builder = self._card
-        self.router = ToolRouter(self.service, self.tools, config.tools.call_timeout)
+        self.router = ToolRouter(self.service, self.executor, config.tools.call_timeout)
         self.http_mcp = McpDispatcher(
             config.agent.name, config.agent.version, self.router.list_tools, self._invoke_routed
         )

@@ -1,5 +1,6 @@
-"""Framed JSON messages over libp2p streams: the reader, the pipelined client
-channel and the server loop.  All trio; the byte layout lives in agent.framing.
+"""Framed JSON messages over libp2p streams: the framed reader/writer and the
+pipelined client channel.  All trio; the byte layout lives in agent.framing,
+the serving loop in agent.serving.
 """
 
 from __future__ import annotations
@@ -7,25 +8,22 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
 from libp2p.network.stream.exceptions import StreamError
 
 from ..framing import FrameDecoder, FrameError, encode_frame
-from ..messages import INVALID_REQUEST, PARSE_ERROR, ProtocolError, dumps, loads_object
+from ..messages import ProtocolError, dumps, loads_object
 
-__all__ = ["FramedStream", "RequestChannel", "ChannelClosed", "serve_requests", "READ_CHUNK"]
+__all__ = ["FramedStream", "RequestChannel", "ChannelClosed", "READ_CHUNK"]
 
 log = logging.getLogger("agent.p2p")
 
 # How much we ask a stream for per read: big enough that a multi-MiB message
 # takes few reads, small enough not to matter for memory.
 READ_CHUNK = 256 * 1024
-# Requests one stream may have in flight on the serving side; past that the
-# reader stops reading, which pushes back on the sender through yamux windows.
-MAX_INFLIGHT_PER_STREAM = 256
 
 
 class ChannelClosed(Exception):
@@ -199,59 +197,3 @@ class RequestChannel:
     async def aclose(self) -> None:
         self.closed = True
         await self._framed.close()
-
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
-BadInput = Callable[[ProtocolError], dict[str, Any] | None]
-
-
-async def serve_requests(framed: FramedStream, handle: Handler, bad_input: BadInput, where: str) -> None:
-    """Serve pipelined requests on one stream until it ends.
-
-    Each request runs as its own task; answers are written as they finish.
-    Garbage (bad frame, bad JSON, wrong shape) gets ``bad_input``'s answer,
-    then the stream is reset; the rest of the agent is untouched.
-    """
-    limiter = trio.Semaphore(MAX_INFLIGHT_PER_STREAM)
-
-    async def _answer(obj: dict[str, Any] | None) -> None:
-        if obj is not None:
-            await framed.write_json(obj)
-
-    async def _one(req: dict[str, Any]) -> None:
-        try:
-            await _answer(await handle(req))
-        except ProtocolError as e:
-            await _refuse(e)
-        except StreamError:
-            pass  # the caller went away; nothing to answer to
-        finally:
-            limiter.release()
-
-    async def _refuse(err: ProtocolError) -> None:
-        log.warning("Bad request on %s: %s (stream reset)", where, err.message)
-        try:
-            with trio.move_on_after(1):
-                await _answer(bad_input(err))
-        except Exception:
-            pass
-        await framed.reset()
-        nursery.cancel_scope.cancel()
-
-    async with trio.open_nursery() as nursery:
-        while True:
-            try:
-                frame = await framed.read_frame()
-            except FrameError as e:
-                await _refuse(ProtocolError(INVALID_REQUEST if "limit" in str(e) else PARSE_ERROR, str(e)))
-                return
-            if frame is None:
-                break
-            try:
-                req = loads_object(frame)
-            except ProtocolError as e:
-                await _refuse(e)
-                return
-            await limiter.acquire()
-            nursery.start_soon(_one, req)
-    await framed.close()

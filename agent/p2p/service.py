@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import multiaddr
@@ -27,23 +26,19 @@ from .. import constants as C
 from ..config import Config
 from ..keys import PeerRegistry, keypair_from_seed
 from ..messages import (
-    FORBIDDEN,
     ProtocolError,
-    parse_rpc_request,
-    parse_tool_request,
     parse_tool_response,
-    rpc_error,
-    tool_error,
-    tool_result,
     validate_card,
 )
 from ..metrics import Metrics
 from ..rpc import A2ADispatcher, McpDispatcher, TaskStore
-from ..errors import PeerUnavailable, RemoteError
-from ..tools import ToolError, ToolRegistry
+from ..errors import PROTOCOL_ERROR, CallTimeout, from_wire, PeerUnavailable, RemoteError, Unavailable
+from ..execution import ToolExecutor
+from ..serving import Authorizer, RpcEndpoint, ToolEndpoint, serve_stream
+from ..tools import ToolRegistry
 from . import _workarounds
 from ._bridge import LoopGone, TrioThread
-from ._streams import ChannelClosed, FramedStream, RequestChannel, serve_requests
+from ._streams import ChannelClosed, FramedStream, RequestChannel
 from .discovery import Bootstrapper, MdnsDiscovery, local_ipv4_addresses
 from .peers import PeerTable
 from .security import resolve_psk, security_options
@@ -121,6 +116,7 @@ class P2PService:
         registry: PeerRegistry,
         metrics: Metrics,
         tasks: TaskStore | None = None,
+        executor: ToolExecutor | None = None,
     ) -> None:
         self.config = config
         self.p2p = config.p2p
@@ -146,8 +142,20 @@ class P2PService:
         self._ping_streams: dict[str, Any] = {}
         self._mdns: MdnsDiscovery | None = None
         self._limit = self.p2p.max_message_size
-        self._mcp = McpDispatcher(config.agent.name, config.agent.version, tools.describe_all, self._run_local_tool)
-        self._a2a = A2ADispatcher(tasks or TaskStore(), self._run_local_tool)
+        self.executor = executor or ToolExecutor(tools, config.tools.call_timeout)
+        authorize = Authorizer(
+            self.p2p.security.accept_tasks_from,
+            self._role_of,
+            lambda: self.metrics.refused.labels("accept_tasks_from").inc(),
+        )
+        observe = lambda proto, outcome, t0: self._observe(proto, "server", outcome, t0)  # noqa: E731
+        mcp = McpDispatcher(config.agent.name, config.agent.version, tools.describe_all, self.executor.run)
+        a2a = A2ADispatcher(tasks or TaskStore(), self.executor.run)
+        self._endpoints = {
+            C.TOOL_PROTOCOL: ToolEndpoint(self.executor, authorize, observe),
+            C.MCP_PROTOCOL: RpcEndpoint(C.MCP_PROTOCOL, mcp, authorize, observe),
+            C.A2A_PROTOCOL: RpcEndpoint(C.A2A_PROTOCOL, a2a, authorize, observe),
+        }
         self.card_builder: Any = None  # set by the runtime: (addresses) -> card dict
 
     # ---------------------------------------------------------------- lifecycle
@@ -199,14 +207,11 @@ class P2PService:
         _workarounds.limit_pending_handshakes(host.get_network(), PENDING_HANDSHAKES_PER_IP, PENDING_HANDSHAKES)
         self._host = host
         self._nursery = nursery
-        for proto, handler in (
-            (C.CARD_PROTOCOL, self._handle_card),
-            (C.TOOL_PROTOCOL, self._handle_tool),
-            (C.MCP_PROTOCOL, self._handle_mcp),
-            (C.A2A_PROTOCOL, self._handle_a2a),
-        ):
+        if C.CARD_PROTOCOL in self.p2p.protocols:
+            host.set_stream_handler(C.CARD_PROTOCOL, self._handle_card)
+        for proto, endpoint in self._endpoints.items():
             if proto in self.p2p.protocols:
-                host.set_stream_handler(proto, handler)
+                host.set_stream_handler(proto, self._stream_handler(endpoint))
         host.get_network().register_notifee(_Notifee(self))
         listen = multiaddr.Multiaddr(f"/ip4/{self.p2p.host}/tcp/{self.p2p.port}")
         async with host.run([listen]):
@@ -513,6 +518,11 @@ class P2PService:
     def is_connected(self, peer_id: str) -> bool:
         return peer_id in self.peers
 
+    def is_alive(self, peer_id: str) -> bool:
+        """Connected and not suspected by liveness (routing prefers these)."""
+        rec = self.peers.get(peer_id)
+        return rec is not None and rec.missed_pings == 0
+
     async def _start_mdns(self, nursery: trio.Nursery) -> None:
         send, recv = trio.open_memory_channel[tuple[str, list[str]]](256)
 
@@ -595,80 +605,19 @@ class P2PService:
             self._dialing.discard(peer_id)
 
     # ------------------------------------------------------------ serving side
-    def _authorized(self, caller: str) -> str | None:
-        """None if ``caller`` may send tasks, else the reason it may not."""
-        allowed = self.p2p.security.accept_tasks_from
-        if allowed is None:
-            return None
+    def _role_of(self, caller: str) -> str | None:
         rec = self.peers.get(caller)
         role = rec.registry_role if rec is not None else None
-        if role is None:
-            role = self.registry.role_of(caller)
-        if role in allowed:
-            return None
-        self.metrics.refused.labels("accept_tasks_from").inc()
-        return f"peer {caller} (verified role {role or 'unknown'}) may not send tasks: accept_tasks_from={allowed}"
+        return role if role is not None else self.registry.role_of(caller)
 
-    async def _run_local_tool(self, name: str, arguments: dict[str, Any]) -> Any:
-        tool = self.tools.get(name)
-        try:
-            with trio.fail_after(self.config.tools.call_timeout):
-                if tool is None or not tool.blocking:
-                    return self.tools.call(name, arguments)
-                return await trio.to_thread.run_sync(self.tools.call, name, arguments, abandon_on_cancel=True)
-        except trio.TooSlowError:
-            raise ToolError("timeout", f"tool '{name}' did not finish within {self.config.tools.call_timeout:g}s") from None
+    def _stream_handler(self, endpoint: Any) -> Any:
+        async def handler(stream: INetStream) -> None:
+            caller = str(stream.muxed_conn.peer_id)
+            self.metrics.streams.labels(endpoint.proto, "in").inc()
+            fs = FramedStream(stream, self._limit, self.metrics.count_bytes)
+            await serve_stream(fs, endpoint, caller, f"{endpoint.proto} from {caller}")
 
-    async def _serve(self, stream: INetStream, proto: str, handle: Any, bad_input: Any) -> None:
-        caller = str(stream.muxed_conn.peer_id)
-        self.metrics.streams.labels(proto, "in").inc()
-        fs = FramedStream(stream, self._limit, self.metrics.count_bytes)
-        await serve_requests(fs, lambda req: handle(caller, req), bad_input, f"{proto} from {caller}")
-
-    async def _handle_tool(self, stream: INetStream) -> None:
-        async def handle(caller: str, req: dict[str, Any]) -> dict[str, Any]:
-            t0 = time.perf_counter()
-            rid, tool, args = parse_tool_request(req)
-            denied = self._authorized(caller)
-            if denied:
-                outcome, answer = "forbidden", tool_error(rid, "forbidden", denied)
-            else:
-                try:
-                    answer, outcome = tool_result(rid, await self._run_local_tool(tool, args)), "ok"
-                except ToolError as e:
-                    answer, outcome = tool_error(rid, e.code, e.message), e.code
-            self._observe(C.TOOL_PROTOCOL, "server", outcome, t0)
-            return answer
-
-        def bad_input(err: ProtocolError) -> dict[str, Any]:
-            self.metrics.requests.labels(C.TOOL_PROTOCOL, "server", "bad_request").inc()
-            return tool_error(err.request_id, "bad_request", err.message)
-
-        await self._serve(stream, C.TOOL_PROTOCOL, handle, bad_input)
-
-    def _rpc_handler(self, proto: str, dispatcher: Any) -> Any:
-        async def handle(caller: str, req: dict[str, Any]) -> dict[str, Any] | None:
-            t0 = time.perf_counter()
-            rid, method, _ = parse_rpc_request(req)
-            denied = self._authorized(caller) if method not in ("ping", "initialize") else None
-            if denied:
-                self._observe(proto, "server", "forbidden", t0)
-                return rpc_error(rid, FORBIDDEN, denied)
-            answer = await dispatcher.handle(req)
-            self._observe(proto, "server", "error" if answer and "error" in answer else "ok", t0)
-            return answer
-
-        def bad_input(err: ProtocolError) -> dict[str, Any]:
-            self.metrics.requests.labels(proto, "server", "bad_request").inc()
-            return rpc_error(err.request_id, err.code, err.message)
-
-        return handle, bad_input
-
-    async def _handle_mcp(self, stream: INetStream) -> None:
-        await self._serve(stream, C.MCP_PROTOCOL, *self._rpc_handler(C.MCP_PROTOCOL, self._mcp))
-
-    async def _handle_a2a(self, stream: INetStream) -> None:
-        await self._serve(stream, C.A2A_PROTOCOL, *self._rpc_handler(C.A2A_PROTOCOL, self._a2a))
+        return handler
 
     def _observe(self, proto: str, side: str, outcome: str, t0: float) -> None:
         self.metrics.requests.labels(proto, side, outcome).inc()
@@ -681,7 +630,7 @@ class P2PService:
         if ch is not None and not ch.closed:
             return ch
         if peer_id not in self.peers:
-            raise PeerUnavailable(f"peer {peer_id} is not connected")
+            raise PeerUnavailable(f"peer {peer_id} is not connected", unsent=True)
         lock = self._channel_locks.setdefault(key, trio.Lock())
         async with lock:
             ch = self._channels.get(key)
@@ -691,7 +640,7 @@ class P2PService:
                 with trio.fail_after(HANDSHAKE_TIMEOUT):
                     stream = await self._host.new_stream(ID.from_base58(peer_id), [proto])
             except Exception as e:
-                raise PeerUnavailable(f"cannot open {proto} to {peer_id}: {_reason(e)}") from None
+                raise PeerUnavailable(f"cannot open {proto} to {peer_id}: {_reason(e)}", unsent=True) from None
             self.metrics.streams.labels(proto, "out").inc()
             ch = RequestChannel(FramedStream(stream, self._limit, self.metrics.count_bytes), f"{proto} to {peer_id}")
             ch.start(self._nursery)
@@ -708,7 +657,7 @@ class P2PService:
             answer = await ch.request(obj, timeout)
         except trio.TooSlowError:
             self._observe(proto, "client", "timeout", t0)
-            raise TimeoutError(f"{peer_id} did not answer on {proto} within {timeout:g}s") from None
+            raise CallTimeout(f"{peer_id} did not answer on {proto} within {timeout:g}s") from None
         except ChannelClosed as e:
             self._observe(proto, "client", "unavailable", t0)
             raise PeerUnavailable(f"{proto} to {peer_id}: {e}") from None
@@ -723,9 +672,9 @@ class P2PService:
         try:
             _, result, err = parse_tool_response(answer)
         except ProtocolError as e:
-            raise RemoteError(peer_id, "bad_answer", e.message) from None
+            raise RemoteError(peer_id, PROTOCOL_ERROR, e.message) from None
         if err is not None:
-            raise RemoteError(peer_id, err["code"], err["message"])
+            raise from_wire(peer_id, err)
         return result
 
     async def _rpc(self, peer_id: str, proto: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -737,11 +686,17 @@ class P2PService:
     # ------------------------------------------- asyncio-facing API (any thread)
     async def call_tool(self, peer_id: str, tool: str, arguments: dict[str, Any], timeout: float | None = None) -> Any:
         t = timeout or self.config.tools.call_timeout
-        return await asyncio.wrap_future(self._thread.submit(self._call_tool, peer_id, tool, arguments, t))
+        try:
+            return await asyncio.wrap_future(self._thread.submit(self._call_tool, peer_id, tool, arguments, t))
+        except LoopGone as e:
+            raise Unavailable(f"P2P side not running: {e}") from None
 
     async def rpc(self, peer_id: str, proto: str, request: dict[str, Any], timeout: float | None = None) -> dict:
         t = timeout or self.config.tools.call_timeout
-        return await asyncio.wrap_future(self._thread.submit(self._rpc, peer_id, proto, request, t))
+        try:
+            return await asyncio.wrap_future(self._thread.submit(self._rpc, peer_id, proto, request, t))
+        except LoopGone as e:
+            raise Unavailable(f"P2P side not running: {e}") from None
 
     def submit(self, fn: Any, *args: Any) -> Any:
         """Run a trio coroutine on the P2P loop; a concurrent.futures.Future (benchmarks, tests)."""
