@@ -112,8 +112,10 @@ def test_bad_requests_get_the_right_status(cluster):
     assert r.status_code == 404
     r = httpx.post(orch.url + "/tools/describe/invoke", json={"arguments": {"values": "nope"}})
     assert r.status_code == 422 and "values" in r.json()["error"]["message"]
-    r = httpx.post(orch.url + "/tools/describe/invoke", json={"arguments": {"values": [1]}, "peer_id": "12D3KooWnotconnected"})
-    assert r.status_code == 502
+    # A peer that is not connected is a client error (issue 8, defect 10), not a 502.
+    for peer_id in ("12D3KooWnotconnected", "", "garbage"):
+        r = httpx.post(orch.url + "/tools/describe/invoke", json={"arguments": {"values": [1]}, "peer_id": peer_id})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (peer_id, r.text)
 
 
 def test_mcp_and_a2a_across_agents_over_p2p(cluster, client_factory):
