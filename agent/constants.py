@@ -83,8 +83,8 @@ CANCEL_FRAME_TIMEOUT = 1.0
 # A routed call whose request never left this agent (no connection, stream
 # refused) is tried on another provider, at most this many attempts in all.
 ROUTE_ATTEMPTS = 3
-# How long the agent waits for its HTTP server to finish when the P2P loop
-# died, before the process exits with EXIT_P2P_DIED.
+# When the P2P loop died: how long /health keeps answering 503 with the reason
+# (so a watcher or a test sees why) before the process exits with EXIT_P2P_DIED.
 FAILURE_EXIT_GRACE = 3.0
 
 # --- process exit codes -----------------------------------------------------------

@@ -34,7 +34,7 @@ __all__ = ["ToolExecutor", "encode_json", "check_size"]
 log = logging.getLogger("agent.execution")
 
 
-def encode_json(obj: Any) -> bytes:
+def encode_json(obj: Any, what: str = "the answer") -> bytes:
     """``obj`` as compact UTF-8 JSON, or a ToolError saying why it cannot be.
 
     ``allow_nan=False``: ``NaN``/``Infinity`` are not JSON, and a peer or an
@@ -44,24 +44,24 @@ def encode_json(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate: e.g. a file name that is not valid UTF-8.
-        raise ToolError(TOOL_FAILED, "the answer holds text that is not valid Unicode "
+        raise ToolError(TOOL_FAILED, f"{what} holds text that is not valid Unicode "
                                      "(for example a file name that is not UTF-8)") from None
     except ValueError as e:
         if "circular" in str(e):
-            raise ToolError(INTERNAL, "the answer refers to itself") from None
-        raise ToolError(INVALID_ARGUMENTS, "the answer holds a number JSON cannot carry (NaN or infinity); "
+            raise ToolError(INTERNAL, f"{what} refers to itself") from None
+        raise ToolError(INVALID_ARGUMENTS, f"{what} holds a number JSON cannot carry (NaN or infinity); "
                                            "the input values are out of range") from None
     except RecursionError:
-        raise ToolError(TOOL_FAILED, "the answer is nested too deeply to encode") from None
+        raise ToolError(TOOL_FAILED, f"{what} is nested too deeply to encode") from None
     except TypeError as e:
-        raise _internal(e, "encoding an answer") from None
+        raise _internal(e, f"encoding {what}") from None
 
 
-def check_size(data: bytes, limit: int, what: str = "answer") -> bytes:
+def check_size(data: bytes, limit: int, what: str = "the answer") -> bytes:
     if len(data) > limit:
         raise PraxisError(
             TOO_LARGE,
-            f"the {what} is {len(data)} bytes as JSON, over the {limit}-byte message limit "
+            f"{what} is {len(data)} bytes as JSON, over the {limit}-byte message limit "
             "(the limit applies after JSON escaping: base64, newlines and quotes count extra)",
         )
     return data
@@ -87,6 +87,21 @@ def _invoke(tool: Tool, arguments: dict[str, Any]) -> Any:
         raise _internal(e, f"tool '{tool.name}'") from None
 
 
+def _validate(tools: ToolRegistry, name: str, arguments: Any) -> Tool:
+    try:
+        return tools.validate(name, arguments)
+    except ToolError:
+        raise
+    except RecursionError:
+        raise ToolError(INVALID_ARGUMENTS, "arguments nested too deeply") from None
+    except Exception as e:  # noqa: BLE001
+        raise _internal(e, f"validating arguments of '{name}'") from None
+
+
+def _validate_and_invoke(tools: ToolRegistry, name: str, arguments: Any) -> Any:
+    return _invoke(_validate(tools, name, arguments), arguments)
+
+
 class ToolExecutor:
     """Runs this agent's own tools: one validation, one timeout, one result check."""
 
@@ -98,22 +113,19 @@ class ToolExecutor:
         return self.tools.get(name) is not None
 
     async def run(self, name: str, arguments: Any) -> Any:
-        """The tool's result; raises ToolError (codes from agent.errors) and nothing else
-        but cancellation."""
-        try:
-            tool = self.tools.validate(name, arguments)
-        except ToolError:
-            raise
-        except RecursionError:
-            raise ToolError(INVALID_ARGUMENTS, "arguments nested too deeply") from None
-        except Exception as e:  # noqa: BLE001
-            raise _internal(e, f"validating arguments of '{name}'") from None
+        """The tool's result; raises ToolError (codes from agent.errors) and nothing
+        else but cancellation."""
+        tool = self.tools.get(name)
         try:
             with anyio.fail_after(self.timeout):
-                if tool.blocking:
-                    result = await anyio.to_thread.run_sync(_invoke, tool, arguments, abandon_on_cancel=True)
+                if tool is not None and tool.blocking:
+                    # Validation too: 250 000 values take a while to check, and
+                    # neither the event loop nor the timeout may be held up by it.
+                    result = await anyio.to_thread.run_sync(
+                        _validate_and_invoke, self.tools, name, arguments, abandon_on_cancel=True
+                    )
                 else:
-                    result = _invoke(tool, arguments)
+                    result = _validate_and_invoke(self.tools, name, arguments)
         except TimeoutError:
             raise ToolError(TIMEOUT, f"tool '{name}' did not finish within {self.timeout:g}s") from None
         encode_json(result)  # fail here, with a clear error, not in whichever transport sends it
