@@ -281,3 +281,79 @@ def test_encode_json_refuses_what_json_cannot_carry() -> None:
             encode_json({"v": bad})
         assert info.value.code == code
 
+
+
+# --- the client channel (agent.p2p.pool) against the serving loop ----------------------
+
+async def _with_channel(endpoint: Any, script: Any) -> None:
+    from agent.p2p.pool import RequestChannel
+
+    a, b = trio.testing.memory_stream_pair()
+    server = FramedStream(MemStream(a), LIMIT)
+    async with trio.open_nursery() as n:
+        n.start_soon(serve_stream, server, endpoint, "peer-x", "test stream")
+        channel = RequestChannel(FramedStream(MemStream(b), LIMIT), "test channel")
+        channel.start(n)
+        with trio.fail_after(10):
+            await script(channel)
+        await channel.aclose()
+
+
+def test_a_request_over_the_limit_or_not_json_is_refused_before_sending() -> None:
+    async def script(channel: Any) -> None:
+        with pytest.raises(PraxisError) as info:
+            await channel.request({"op": "echo", "value": "x" * LIMIT}, 5)
+        assert info.value.code == errors.TOO_LARGE
+        with pytest.raises(ToolError) as info:
+            await channel.request({"op": "echo", "value": math.nan}, 5)
+        assert info.value.code == errors.INVALID_ARGUMENTS
+        answer = await channel.request({"op": "echo", "value": "fine"}, 5)
+        assert answer["result"] == "fine"
+
+    trio.run(_with_channel, Probe(), script)
+
+
+@pytest.mark.parametrize("how", ["cancelled", "timeout"])
+def test_a_call_given_up_sends_a_cancel_frame_and_the_server_stops_it(how: str) -> None:
+    probe = Probe()
+
+    async def script(channel: Any) -> None:
+        if how == "cancelled":
+            with trio.move_on_after(0.2):
+                await channel.request({"op": "hang"}, 30)
+        else:
+            with pytest.raises(trio.TooSlowError):
+                await channel.request({"op": "hang"}, 0.2)
+        assert (await channel.request({"op": "echo", "value": 1}, 5))["result"] == 1
+        assert probe.cancelled == [1]
+
+    trio.run(_with_channel, probe, script)
+
+
+def test_pool_maps_timeout_and_a_closed_stream_to_the_error_vocabulary() -> None:
+    from agent.errors import CallTimeout, PeerUnavailable
+    from agent.p2p.pool import ChannelPool
+
+    async def main() -> None:
+        a, b = trio.testing.memory_stream_pair()
+        streams = {"up": MemStream(b)}
+
+        async def open_stream(peer_id: str, proto: str) -> Any:
+            if peer_id not in streams:
+                raise PeerUnavailable(f"no {peer_id}", unsent=True)
+            return streams[peer_id]
+
+        pool = ChannelPool(open_stream, LIMIT, lambda *a: None)
+        async with trio.open_nursery() as n:
+            pool.attach(n)
+            n.start_soon(serve_stream, FramedStream(MemStream(a), LIMIT), Probe(), "peer-x", "test stream")
+            with pytest.raises(CallTimeout):
+                await pool.request("up", "/test/1.0.0", {"op": "hang"}, 0.1)
+            with pytest.raises(PeerUnavailable) as info:
+                await pool.request("down", "/test/1.0.0", {"op": "echo"}, 1)
+            assert info.value.unsent
+            for ch in pool.drop("up"):
+                await ch.aclose()
+            n.cancel_scope.cancel()
+
+    trio.run(main)
