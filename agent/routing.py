@@ -8,6 +8,10 @@ ties taken in turn.  A request that certainly never left this agent
 (:class:`~agent.errors.PeerUnavailable` with ``unsent``) is tried on the next
 provider, at most :data:`~agent.constants.ROUTE_ATTEMPTS` in all; a request
 that may have reached a peer is never sent twice (tools write files).
+
+Arguments are validated once, by the agent that runs the tool (in its worker
+thread, under the call timeout): checking 250 000 values against a schema
+takes seconds, and doing it here too blocked this agent's whole HTTP loop.
 """
 
 from __future__ import annotations
@@ -17,12 +21,9 @@ import itertools
 import time
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from . import errors
 from .constants import ROUTE_ATTEMPTS
-from .errors import INVALID_ARGUMENTS, NOT_FOUND, UNKNOWN_TOOL, PeerUnavailable, PraxisError, RemoteError, ToolError
+from .errors import NOT_FOUND, UNKNOWN_TOOL, PeerUnavailable, PraxisError, RemoteError, ToolError
 from .execution import ToolExecutor
 from .p2p.peers import PeerRecord
 
@@ -45,7 +46,6 @@ class ToolRouter:
         self._exec = executor
         self._timeout = timeout
         self._turn = itertools.count()
-        self._validators: dict[str, tuple[int, Any]] = {}
 
     async def run_local(self, name: str, arguments: dict[str, Any]) -> Any:
         return await self._exec.run(name, arguments)
@@ -88,7 +88,6 @@ class ToolRouter:
             if not providers:
                 raise ToolError(UNKNOWN_TOOL, f"no agent in reach has tool '{name}'")
             candidates = self._order(providers)
-        self._check_arguments(candidates[0].peer_id, candidates[0].card or {}, name, arguments)
         last: PeerUnavailable | None = None
         for target in candidates[:ROUTE_ATTEMPTS]:
             try:
@@ -111,27 +110,6 @@ class ToolRouter:
             key=lambda ip: (not self._svc.is_alive(ip[1].peer_id), ip[1].inflight, (ip[0] - turn) % n),
         )
         return [p for _, p in ranked]
-
-    def _check_arguments(self, peer_id: str, card: dict[str, Any], name: str, arguments: dict[str, Any]) -> None:
-        """Validate against the schema the peer's card advertises: a 422 without a round trip."""
-        schema = next((t.get("inputSchema") for t in card.get("tools", []) if t.get("name") == name), None)
-        if not isinstance(schema, dict):
-            return
-        key = f"{peer_id}/{name}"
-        cached = self._validators.get(key)
-        if cached is None or cached[0] != id(card):
-            try:
-                cached = (id(card), Draft202012Validator(schema))
-            except SchemaError:
-                return  # the peer will validate; its schema is its business
-            self._validators[key] = cached
-        try:
-            err = next(iter(cached[1].iter_errors(arguments)), None)
-        except RecursionError:
-            raise ToolError(INVALID_ARGUMENTS, "arguments nested too deeply") from None
-        if err is not None:
-            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-            raise ToolError(INVALID_ARGUMENTS, f"arguments{path}: {errors.clip(err.message)}")
 
 
 def _api_compatible(err: PraxisError) -> PraxisError:
