@@ -181,3 +181,25 @@ def test_agent_still_healthy(agent, client):
     proc, _ = agent
     assert client.get("/health").json()["status"] == "ok"
     assert proc.proc.poll() is None
+
+
+def test_tool_timeout_is_504_json(tmp_path):
+    """A local tool over tools.call_timeout: 504 timeout (defect 2: ValueError -> plain-text 500
+    before agent/errors.py, 86bf8fe; this guards it end to end, keep-alive included).
+    1 ms against ~200 ms of work for describe on 200 000 values: not a timing race."""
+    sets = agent_sets("http-timeout", tmp_path, free_port(), free_port()) + [
+        "agent.tools=[system, analytics]",
+        "p2p.bootstrap_nodes=[]",
+        "tools.call_timeout=0.001",
+    ]
+    proc = AgentProc("worker.yaml", sets, tmp_path / "agent.log")
+    try:
+        proc.wait_healthy()
+        with httpx.Client(base_url=proc.url, timeout=30) as c:
+            values = b"[" + b",".join(b"%d" % (i % 97) for i in range(200_000)) + b"]"
+            r = _invoke(c, "describe", b'{"arguments": {"values": ' + values + b"}}")
+            assert "did not finish" in _error(r, 504, "timeout")
+            ok = _invoke(c, "echo", {"arguments": {"message": "still here"}})
+            assert ok.status_code == 200 and _local_port(ok) == _local_port(r)
+    finally:
+        proc.kill(signal.SIGTERM)
