@@ -233,6 +233,8 @@ def create_app(agent: "Agent") -> FastAPI:
             message = f"method {request.method} is not allowed on {request.url.path!r}"
         elif isinstance(exc.__cause__, RecursionError):
             message = "body: JSON nested too deeply to parse"
+        elif isinstance(exc.__cause__, ValueError):  # e.g. an integer of over 4300 digits
+            message = f"body: cannot be parsed: {exc.__cause__}"
         else:
             message = f"{request.url.path}: {exc.detail}"
         err = PraxisError(code, message)

@@ -275,6 +275,7 @@ def test_non_finite_result_is_a_json_error(stub, peer):
         (b'{"arguments": {"x": [-Infinity]}}', 422, "invalid_arguments", "body.arguments"),
         (b'{"arguments": ', 400, "bad_request", "invalid JSON at character 14"),
         (b"[1, 2]", 400, "bad_request", "body"),
+        (b'{"arguments": {"n": ' + b"9" * 5000 + b"}}", 400, "bad_request", "4300 digits"),
         (b'{"arguments": {"m": ' + b"[" * 5000 + b"]" * 5000 + b"}}", 400, "bad_request", "nested"),
     ],
 )
