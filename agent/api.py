@@ -43,7 +43,7 @@ __all__ = ["create_app", "as_error", "is_peer_id", "InvokeBody", "ErrorBody"]
 # and Python's recursion limit is 1000 frames.
 MAX_ARGUMENT_DEPTH = 200
 
-_BASE58 = re.compile(r"[1-9A-HJ-NP-Za-km-z]{1,128}")
+_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{1,128}$")
 
 
 def is_peer_id(text: str) -> bool:
