@@ -21,6 +21,11 @@ DEFAULT_MDNS_SERVICE = "praxis-p2p-mcp"
 # One bound for every framed message on every protocol; large enough for a
 # multi-MiB file, small enough that a hostile peer cannot make us buffer much.
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+# An HTTP request body may exceed p2p.max_message_size by this much and no more
+# (413 beyond): the body wraps a payload that must fit in one frame to be
+# forwarded at all ({"arguments": ..., "peer_id": ...} or a JSON-RPC envelope),
+# and refusing it up front keeps a 50 MB body out of the agent's memory.
+HTTP_BODY_ENVELOPE = 64 * 1024
 
 # Keystore file names (the seed's layout: <keystore_path>/node.key).
 NODE_KEY_FILE = "node.key"
