@@ -12,7 +12,7 @@ from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .messages import INVALID_REQUEST, PARSE_ERROR, rpc_error
+from .http_rpc import create_rpc_router
 from .metrics import CONTENT_TYPE_LATEST
 from .p2p.service import PeerUnavailable, RemoteError
 from .routing import http_status_for
@@ -73,7 +73,6 @@ def create_app(agent: "Agent") -> FastAPI:
         return [rec.public() for rec in agent.service.peers.with_cards()]
 
     @app.get("/card")
-    @app.get("/.well-known/agent-card.json")
     async def card() -> JSONResponse:
         if not agent.service.card:
             return JSONResponse({"status": "unavailable", "reason": "P2P host not started"}, status_code=503)
@@ -108,30 +107,7 @@ def create_app(agent: "Agent") -> FastAPI:
             {"result": routed.result, "peer_id": routed.peer_id, "duration_ms": round(routed.duration_ms, 3)}
         )
 
-    async def _jsonrpc(request: Request, dispatcher: Any, proto: str) -> Response:
-        raw = await request.body()
-        try:
-            obj = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as e:
-            return JSONResponse(rpc_error(None, PARSE_ERROR, f"invalid JSON: {e}"))
-        if not isinstance(obj, dict):
-            return JSONResponse(rpc_error(None, INVALID_REQUEST, "expected a JSON object"))
-        t0 = time.perf_counter()
-        answer = await dispatcher.handle(obj)
-        outcome = "error" if answer and "error" in answer else "ok"
-        agent.metrics.requests.labels(proto, "http", outcome).inc()
-        agent.metrics.latency.labels(proto, "http").observe(time.perf_counter() - t0)
-        if answer is None:
-            return Response(status_code=204)
-        return JSONResponse(answer)
-
-    @app.post("/a2a", dependencies=[Depends(require_token)])
-    async def a2a(request: Request) -> Response:
-        return await _jsonrpc(request, agent.http_a2a, "a2a")
-
-    @app.post("/mcp", dependencies=[Depends(require_token)])
-    async def mcp(request: Request) -> Response:
-        return await _jsonrpc(request, agent.http_mcp, "mcp")
+    app.include_router(create_rpc_router(agent, require_token))  # /a2a, /mcp, agent card
 
     @app.get("/metrics")
     async def metrics() -> Response:
