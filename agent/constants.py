@@ -62,9 +62,9 @@ A2A_LIST_MAX_PAGE = 100
 # SSE comment sent while a streamed task is silent, so idle-read timeouts of
 # proxies do not cut a long tool call's stream.
 SSE_KEEPALIVE_S = 15.0
-# How long clients may cache server/discover (MCP 2026-07-28): the tool list
-# changes as workers come and go, so keep it short.
-MCP_DISCOVER_TTL_MS = 5_000
+# How long clients may cache server/discover and tools/list (MCP 2026-07-28):
+# the tool list changes as workers come and go, so keep it short.
+MCP_CACHE_TTL_MS = 5_000
 # The sleep tool's upper bound: long enough to test cancellation of a running
 # call, short enough that it cannot hold a worker thread for long.
 SLEEP_MAX_SECONDS = 60.0

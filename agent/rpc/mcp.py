@@ -14,7 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ..constants import MCP_DISCOVER_TTL_MS
+from ..constants import MCP_CACHE_TTL_MS
 from ..errors import TIMEOUT, UNKNOWN_TOOL, PraxisError, internal
 from ..messages import INVALID_PARAMS, METHOD_NOT_FOUND, ProtocolError
 from ._jsonrpc import Dispatcher
@@ -91,8 +91,11 @@ class McpDispatcher(Dispatcher):
                 raise ProtocolError(INVALID_PARAMS, f"'{method}' takes named params (an object)")
             result = await fn(params)
             if modern:
-                # 2026-07-28: every result says what it is.
+                # 2026-07-28: every result says what it is; lists say how
+                # long they may be cached (the same for every caller).
                 result.setdefault("resultType", "complete")
+                if method == "tools/list":
+                    result.update(cacheScope="public", ttlMs=MCP_CACHE_TTL_MS)
             return result
 
         return call
@@ -113,7 +116,7 @@ class McpDispatcher(Dispatcher):
             "supportedVersions": [*HANDSHAKE_VERSIONS, *MODERN_VERSIONS],
             "capabilities": self._capabilities(),
             "cacheScope": "public",
-            "ttlMs": MCP_DISCOVER_TTL_MS,
+            "ttlMs": MCP_CACHE_TTL_MS,
             "_meta": {SERVER_INFO_META: dict(self._info)},
         }
 
