@@ -38,7 +38,7 @@ SEED_SIZE = 32
 # Tool groups a node can enable by name (agent.tools.build_registry also accepts
 # single tool names).
 TOOL_GROUPS = {
-    "system": ("echo",),
+    "system": ("echo", "sleep"),
     "filesystem": ("read_file", "write_file", "list_directory", "file_info"),
     "analytics": ("describe", "text_stats"),
 }
@@ -96,3 +96,30 @@ FAILURE_EXIT_GRACE = 3.0
 # The P2P loop died while running: exit non-zero so `restart: unless-stopped`
 # (compose) brings the agent back instead of leaving a zombie.
 EXIT_P2P_DIED = 4
+
+# --- MCP / A2A (agent/rpc, agent/http_rpc.py) --------------------------------
+# JSON nested deeper than this is refused before dispatch: no protocol message
+# needs it, and deeper input makes recursive code (encoders, validators) fail
+# with RecursionError far from where it came in.
+RPC_MAX_JSON_DEPTH = 64
+# A2A task store: at most this many tasks, and at most this many bytes of kept
+# messages/artifacts; the oldest finished tasks are dropped first.  Bytes are
+# bounded too because 1 000 tasks of 4 MiB each would be 4 GiB.
+A2A_MAX_TASKS = 1000
+A2A_MAX_STORE_BYTES = 32 * 1024 * 1024
+# A message or artifact bigger than this is answered in full once (the
+# SendMessage answer or the stream) but kept only as a short placeholder, so a
+# few large calls cannot fill the store.
+A2A_MAX_KEPT_PART_BYTES = 256 * 1024
+# ListTasks page sizes (A2A 1.0 defaults: 50, at most 100).
+A2A_LIST_DEFAULT_PAGE = 50
+A2A_LIST_MAX_PAGE = 100
+# SSE comment sent while a streamed task is silent, so idle-read timeouts of
+# proxies do not cut a long tool call's stream.
+SSE_KEEPALIVE_S = 15.0
+# How long clients may cache server/discover and tools/list (MCP 2026-07-28):
+# the tool list changes as workers come and go, so keep it short.
+MCP_CACHE_TTL_MS = 5_000
+# The sleep tool's upper bound: long enough to test cancellation of a running
+# call, short enough that it cannot hold a worker thread for long.
+SLEEP_MAX_SECONDS = 60.0
