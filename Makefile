@@ -15,7 +15,7 @@ SHELL := /bin/bash
 PY              ?= python3
 VENV            ?= $(CURDIR)/.venv
 VPY             := $(VENV)/bin/python
-PIP_CACHE_DIR   ?= $(HOME)/.cache/pip
+PIP_CACHE_DIR   ?= $(or $(HOME),/root)/.cache/pip
 # The stamp: which pyproject.toml (and base python) the venv was filled from.
 DEPS_KEY        := $(shell { cat pyproject.toml; echo '$(PY)'; } | sha256sum | cut -c1-16)
 VENV_STAMP      := $(VENV)/.praxis-test-$(DEPS_KEY)
