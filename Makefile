@@ -60,12 +60,12 @@ $(VENV_STAMP):
 	   '$(PY)' -m venv '$(VENV)' || { echo "make: '$(PY) -m venv' failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)" >&2; exit 1; }; \
 	 fi; \
 	 echo "[venv] pip install -e '.[test]' into $(VENV) (pip cache $(PIP_CACHE_DIR))"; \
-	 '$(VPY)' -m pip install -q --cache-dir '$(PIP_CACHE_DIR)' -e '.[test]'; \
+	 '$(VPY)' -m pip install -q --use-pep517 --cache-dir '$(PIP_CACHE_DIR)' -e '.[test]'; \
 	 rm -f '$(VENV)'/.praxis-test-*; touch '$@'; \
 	 echo "[venv] ready in $$(( $$(date +%s) - t0 ))s: $$('$(VPY)' --version), $$('$(VPY)' -m pip list 2>/dev/null | tail -n +3 | wc -l) packages"
 
 $(BENCH_STAMP): $(VENV_STAMP)
-	'$(VPY)' -m pip install -q --cache-dir '$(PIP_CACHE_DIR)' -e '.[test,bench]'
+	'$(VPY)' -m pip install -q --use-pep517 --cache-dir '$(PIP_CACHE_DIR)' -e '.[test,bench]'
 	@rm -f '$(VENV)'/.praxis-bench-*; touch '$@'
 
 # --- cluster -------------------------------------------------------------------
