@@ -13,10 +13,12 @@ import math
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from agent import messages
+from agent.execution import ToolExecutor
 from agent.config import ConfigError, load_config
 from agent.errors import CODES, PraxisError
 from agent.framing import FrameDecoder, FrameError, encode_frame
@@ -173,7 +175,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory):
     (root / "data.csv").write_text("a,b\n1,2\n3,4\n")
     (root / "notes.txt").write_text("hello\nworld\n")
     reg = build_registry(["system", "filesystem", "analytics"], fs_root=root, analytics_root=root, max_bytes=64 * 1024)
-    return reg, str(root)
+    # The one local execution path every transport uses (validation, timeout,
+    # result check), not the bare registry.
+    return ToolExecutor(reg, timeout=10.0), str(root)
 
 
 paths = st.sampled_from(["data.csv", "notes.txt", ".", "..", "../etc/passwd", "/etc/passwd", "a/../../b", "x" * 300, "\x00", "é"]) | st.text(max_size=20)
@@ -198,15 +202,18 @@ arguments = st.fixed_dictionaries(
 @example(name="describe", args={"values": [10**400]})
 @example(name="write_file", args={"path": "latin1-\udce9.txt", "content": "x"})
 @example(name="write_file", args={"path": "n" * 256, "content": "x"})
-@given(name=st.sampled_from(["echo", "read_file", "write_file", "list_directory", "file_info", "describe", "text_stats", "nope"]), args=arguments)
+@given(name=st.sampled_from(["echo", "sleep", "read_file", "write_file", "list_directory", "file_info", "describe", "text_stats", "nope"]), args=arguments)
 def test_tools_answer_json_or_a_vocabulary_error(registry, name: str, args: dict) -> None:
-    registry, root = registry
+    executor, root = registry
     try:
-        result = registry.call(name, args)
+        result = anyio.run(executor.run, name, args)
     except PraxisError as e:
         assert e.code in CODES
         assert "Traceback" not in e.message
         assert root not in e.message  # no local paths in answers
         return
     # Whatever a tool returns must travel as strict JSON (no NaN/Infinity).
-    json.dumps(result, allow_nan=False)
+    try:
+        json.dumps(result, allow_nan=False)
+    except ValueError as e:
+        raise AssertionError(f"{name}({args!r}) answered {result!r}: {e}") from None
