@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .card import for_base_url
-from .errors import BAD_REQUEST, TOO_LARGE, PraxisError, error_body, internal
+from .errors import BAD_REQUEST, TOO_LARGE, PraxisError, Unavailable, error_body, internal
 from .messages import INTERNAL_ERROR, rpc_error
 from .rpc import _jsonrpc
 from .rpc.mcp import PROTOCOL_VERSION_META
@@ -186,11 +186,17 @@ def create_rpc_router(agent: "Agent", require_token: Callable[..., Any]) -> APIR
         return _not_allowed("this MCP server keeps no sessions")
 
     # ------------------------------------------------------------------ card
-    @router.get("/.well-known/agent-card.json")
+    @router.get(
+        "/.well-known/agent-card.json",
+        responses={
+            503: {"description": "P2P host not started (error body)"},
+            500: {"description": "an unforeseen failure (see the incident id in the agent's log)"},
+        },
+    )
     async def agent_card(request: Request) -> JSONResponse:
         card = agent.service.card
         if not card:
-            return JSONResponse({"status": "unavailable", "reason": "P2P host not started"}, status_code=503)
+            return JSONResponse(error_body(Unavailable("P2P host not started")), status_code=503)
         # URLs as this client reached us (a container's own address is not
         # what a client behind a port mapping can dial).
         return JSONResponse(for_base_url(card, str(request.base_url)))
