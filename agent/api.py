@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from .messages import INVALID_REQUEST, PARSE_ERROR, rpc_error
+from .http_ui import ui_router
 from .metrics import CONTENT_TYPE_LATEST
 from .p2p.service import PeerUnavailable, RemoteError
 from .routing import http_status_for
@@ -139,6 +140,7 @@ def create_app(agent: "Agent") -> FastAPI:
             return JSONResponse({"error": {"code": "disabled", "message": "metrics.enabled is false"}}, 404)
         return Response(agent.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(ui_router(agent))
     return app
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from .activity import recorded
 from .p2p.service import P2PService, PeerUnavailable, RemoteError
 from .tools import ToolError, ToolRegistry
 
@@ -56,6 +57,7 @@ class ToolRouter:
                     out.append(t)
         return out
 
+    @recorded
     async def invoke(self, name: str, arguments: dict[str, Any], peer_id: str | None = None) -> Routed:
         t0 = time.perf_counter()
         me = self._svc.peer_id

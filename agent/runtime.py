@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from .activity import Activity
 from .api import create_app
 from .card import build_card
 from .config import Config
@@ -53,6 +54,7 @@ class Agent:
         self.service = P2PService(config, self.seed, self.tools, self.registry, self.metrics, self.tasks)
         self.service.card_builder = self._card
         self.router = ToolRouter(self.service, self.tools, config.tools.call_timeout)
+        self.activity = self.router.activity = Activity()  # fed by routing's @recorded, read by /ui
         self.http_mcp = McpDispatcher(
             config.agent.name, config.agent.version, self.router.list_tools, self._invoke_routed
         )
