@@ -213,3 +213,21 @@ def test_first_paint_with_100_peers(browser):
         assert paint["fcp"] is not None
     finally:
         server.shutdown()
+
+
+def test_ui_assets_and_state_over_http(ui_cluster):
+    import httpx
+
+    url = ui_cluster["orchestrator"].url
+    r = httpx.get(url + "/ui/static/app.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    r = httpx.get(url + "/ui/static/..%2F..%2Fapi.py")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    st = httpx.get(url + "/ui/state").json()
+    assert st["me"]["name"] == "orchestrator" and st["token_required"] is True
+    with httpx.stream("GET", url + "/ui/events", timeout=10) as s:
+        assert s.headers["content-type"].startswith("text/event-stream")
+        lines = s.iter_lines()
+        assert next(lines).startswith("retry:")
+        first = next(line for line in lines if line.startswith("data: "))
+        assert json.loads(first[6:])["me"]["peer_id"] == st["me"]["peer_id"]
