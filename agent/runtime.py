@@ -53,6 +53,8 @@ class Agent:
         self.tasks = TaskStore()
         self.service = P2PService(config, self.seed, self.tools, self.registry, self.metrics, self.tasks)
         self.service.card_builder = self._card
+        self.metrics.describe_agent(config.agent.name, config.agent.role, self.peer_id, config.agent.version,
+                                    self.service.peers.with_cards)
         self.router = ToolRouter(self.service, self.tools, config.tools.call_timeout)
         self.activity = self.router.activity = Activity()  # fed by routing's @recorded, read by /ui
         self.http_mcp = McpDispatcher(
