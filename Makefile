@@ -21,6 +21,8 @@ API_URL         := http://127.0.0.1:$(PRAXIS_API_PORT)
 
 export IMAGE BASE_IMAGE PRAXIS_API_PORT PY
 
+
+.PHONY: up-monitoring
 .PHONY: help up down ps logs scale status keys image base wheels local install \
         test test-unit test-integration test-e2e bench bench-quick clean clean-all
 
@@ -33,9 +35,10 @@ up: image ## build what is missing, start the cluster, wait until healthy, list 
 	$(DC) up -d
 	scripts/compose-wait.sh $(PROJECT) $(WAIT_TIMEOUT)
 	@$(MAKE) --no-print-directory status
+	@echo "cluster page: $(API_URL)/ui"
 
 status: ## orchestrator health URL + one line per peer (name, role, peer_id)
-	@n=$$(docker ps -q --filter label=com.docker.compose.project=$(PROJECT) | wc -l); \
+	@n=$$(docker ps --filter label=com.docker.compose.project=$(PROJECT) --format '{{.Label "com.docker.compose.service"}}' | grep -vcx prometheus); \
 	  $(PY) scripts/cluster-status.py $(API_URL) --expect $$(( n > 0 ? n - 1 : 0 )) --timeout 60
 
 down: ## stop the cluster and remove its containers, network and volumes (keys too)
@@ -51,6 +54,13 @@ scale: ## run N generic workers: make scale N=5
 	$(DC) up -d --scale worker=$(N) --no-recreate
 	scripts/compose-wait.sh $(PROJECT) $(WAIT_TIMEOUT)
 	@$(MAKE) --no-print-directory status
+
+up-monitoring: image ## the cluster plus Prometheus (compose profile "monitoring"), its URL
+	images/prometheus/build-image.sh
+	$(DC) --profile monitoring up -d
+	scripts/compose-wait.sh $(PROJECT) $(WAIT_TIMEOUT)
+	@$(MAKE) --no-print-directory status
+	@echo "cluster page: $(API_URL)/ui   Prometheus: http://127.0.0.1:$${PRAXIS_PROMETHEUS_PORT:-9090}/alerts"
 
 # --- build ---------------------------------------------------------------------
 image: ## build the agent image (base and wheel cache first when missing/stale)
