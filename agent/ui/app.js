@@ -25,7 +25,7 @@ function layout(n) {
   const pos = [], size = n > 40 ? 7 : n > 16 ? 11 : 16;
   let ring = 0, placed = 0;
   while (placed < n) {
-    const rx = 170 + ring * 95, ry = 120 + ring * 70;
+    const rx = 230 + ring * 95, ry = 190 + ring * 70;
     const cap = Math.max(6, Math.floor((2 * Math.PI * Math.min(rx, ry)) / (size * 3.2)));
     const k = Math.min(cap, n - placed);
     for (let i = 0; i < k; i++) {

@@ -221,8 +221,10 @@ def test_ui_assets_and_state_over_http(ui_cluster):
     url = ui_cluster["orchestrator"].url
     r = httpx.get(url + "/ui/static/app.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
-    r = httpx.get(url + "/ui/static/..%2F..%2Fapi.py")
+    r = httpx.get(url + "/ui/static/index.js")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = httpx.get(url + "/ui/static/..%2F..%2Fapi.py")  # only the listed assets are ever read
+    assert r.status_code == 404 and "import" not in r.text
     st = httpx.get(url + "/ui/state").json()
     assert st["me"]["name"] == "orchestrator" and st["token_required"] is True
     with httpx.stream("GET", url + "/ui/events", timeout=10) as s:
