@@ -48,7 +48,7 @@ def prometheus(cluster: Cluster):
         yield http
         http.close()
     finally:
-        # `down` skips services of profiles it was not given: remove it here.
+        # Removed here, not left to the session's `down`: the profile is not active there.
         cluster.compose.compose("--profile", "monitoring", "rm", "-s", "-f", "-v", "prometheus")
 
 
