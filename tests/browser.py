@@ -36,3 +36,13 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
     return path
+
+
+def peer_rows(driver: webdriver.Chrome) -> dict[str, dict[str, str]]:
+    """name -> {state, peer_id, text} of every row of the peer table, read in one
+    script: the live page re-renders the table, so element handles go stale."""
+    return driver.execute_script(
+        "const out = {};"
+        "document.querySelectorAll('#peers tbody tr[data-peer-id]').forEach((r) => {"
+        "  out[r.dataset.name] = {state: r.dataset.state, peer_id: r.dataset.peerId, text: r.innerText}; });"
+        "return out;")

@@ -17,7 +17,7 @@ try:  # tests/e2e is not a package (no __init__.py): conftest is top-level
 except ImportError:
     from conftest import Cluster, wait_for  # type: ignore[no-redef]
 
-from tests.browser import chrome, screenshot  # `python -m pytest` puts the repo root on sys.path
+from tests.browser import chrome, peer_rows, screenshot  # `python -m pytest` puts the repo root on sys.path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -30,8 +30,7 @@ def browser():
 
 
 def _rows(driver) -> dict[str, str]:
-    return {r.get_attribute("data-name"): r.get_attribute("data-state")
-            for r in driver.find_elements(By.CSS_SELECTOR, "#peers tbody tr[data-peer-id]")}
+    return {name: row["state"] for name, row in peer_rows(driver).items()}
 
 
 def _page_matches_peers(cluster: Cluster, driver) -> bool:

@@ -22,7 +22,7 @@ from agent.http_ui import _asset, page_state, peer_view, render_page
 from agent.keys import load_or_create_seed, peer_id_from_seed, publish_public_entry
 from agent.p2p.peers import PeerRecord
 
-from ..browser import chrome, screenshot
+from ..browser import chrome, peer_rows, screenshot
 from .conftest import AgentProc, agent_sets, free_port, wait_for
 
 TOKEN = "ui-test-token-0123456789"
@@ -68,8 +68,7 @@ def browser():
 
 def rows(driver) -> dict[str, str]:
     """name -> state of every peer row on the page."""
-    return {r.get_attribute("data-name"): r.get_attribute("data-state")
-            for r in driver.find_elements(By.CSS_SELECTOR, "#peers tbody tr[data-peer-id]")}
+    return {name: row["state"] for name, row in peer_rows(driver).items()}
 
 
 def test_page_lists_every_peer(ui_cluster, browser):
@@ -77,11 +76,11 @@ def test_page_lists_every_peer(ui_cluster, browser):
     browser.get(orch.url + "/ui")
     wait_for(lambda: all(rows(browser).get(w) == "connected" for w in WORKERS), timeout=10, what="worker rows")
     by_name = {p["name"]: p for p in orch.peers()}
+    shown = peer_rows(browser)
     for w in WORKERS:
-        row = browser.find_element(By.CSS_SELECTOR, f'#peers tr[data-name="{w}"]')
-        assert row.find_element(By.CSS_SELECTOR, ".pid").get_attribute("data-copy") == by_name[w]["peer_id"]
-        assert by_name[w]["addrs"][0] in row.text
-    assert "read_file" in browser.find_element(By.CSS_SELECTOR, '#peers tr[data-name="worker-filesystem"]').text
+        assert shown[w]["peer_id"] == by_name[w]["peer_id"]
+        assert by_name[w]["addrs"][0] in shown[w]["text"]
+    assert "read_file" in shown["worker-filesystem"]["text"]
     # The picture: this agent in the middle and one node per peer around it.
     assert len(browser.find_elements(By.CSS_SELECTOR, "#graph g.node.self")) == 1
     assert len(browser.find_elements(By.CSS_SELECTOR, "#graph g.node.worker.connected")) == len(WORKERS)
