@@ -38,7 +38,7 @@ export IMAGE BASE_IMAGE PRAXIS_API_PORT PIP_CACHE_DIR
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv up down ps logs scale status keys image base wheels local install \
-        test test-quick test-unit test-integration test-e2e bench bench-quick clean clean-all
+        up-monitoring test test-quick test-unit test-integration test-e2e bench bench-quick clean clean-all
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -73,9 +73,10 @@ up: image ## build what is missing, start the cluster, wait until healthy, list 
 	$(DC) up -d
 	scripts/compose-wait.sh $(PROJECT) $(WAIT_TIMEOUT)
 	@$(MAKE) --no-print-directory status
+	@echo "cluster page: $(API_URL)/ui"
 
 status: $(VENV_STAMP) ## orchestrator health URL + one line per peer (name, role, peer_id)
-	@n=$$(docker ps -q --filter label=com.docker.compose.project=$(PROJECT) | wc -l); \
+	@n=$$(docker ps --filter label=com.docker.compose.project=$(PROJECT) --format '{{.Label "com.docker.compose.service"}}' | grep -vcx prometheus); \
 	  $(VPY) scripts/cluster-status.py $(API_URL) --expect $$(( n > 0 ? n - 1 : 0 )) --timeout 60
 
 down: ## stop the cluster and remove its containers, network and volumes (keys too)
@@ -91,6 +92,13 @@ scale: ## run N generic workers: make scale N=5
 	$(DC) up -d --scale worker=$(N) --no-recreate
 	scripts/compose-wait.sh $(PROJECT) $(WAIT_TIMEOUT)
 	@$(MAKE) --no-print-directory status
+
+up-monitoring: image ## the cluster plus Prometheus (compose profile "monitoring"), its URL
+	images/prometheus/build-image.sh
+	$(DC) --profile monitoring up -d
+	scripts/compose-wait.sh $(PROJECT) $(WAIT_TIMEOUT)
+	@$(MAKE) --no-print-directory status
+	@echo "cluster page: $(API_URL)/ui   Prometheus: http://127.0.0.1:$${PRAXIS_PROMETHEUS_PORT:-9090}/alerts"
 
 # --- build ---------------------------------------------------------------------
 # The image scripts get the venv's python as $$PY: it has pip, whatever $(PY) has.

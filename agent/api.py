@@ -30,6 +30,7 @@ from ._asgi import ContainErrors, LimitBody
 from .constants import HTTP_BODY_ENVELOPE
 from .errors import CallTimeout, PraxisError, Unavailable, error_body, http_status, internal
 from .http_rpc import create_rpc_router
+from .http_ui import ui_router
 from .metrics import CONTENT_TYPE_LATEST
 from .p2p._bridge import LoopGone
 
@@ -321,6 +322,7 @@ def create_app(agent: "Agent") -> FastAPI:
             return error_response(PraxisError(E.NOT_FOUND, "metrics are disabled (metrics.enabled is false)"))
         return Response(agent.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(ui_router(agent))
     return app
 
 

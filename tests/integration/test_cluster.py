@@ -211,7 +211,7 @@ def test_metrics_count_the_calls_just_made(cluster):
         assert httpx.post(orch.url + "/tools/echo/invoke", json={"arguments": {"message": i}}).status_code == 200
     assert invoke_ok() == before + 3
     fams = {f.name for f in text_string_to_metric_families(httpx.get(orch.url + "/metrics").text)}
-    assert {"praxis_connected_peers", "praxis_dials", "praxis_request_seconds", "praxis_bytes"} <= fams
+    assert {"praxis_connected_peers", "praxis_dials", "praxis_request_duration_seconds", "praxis_bytes"} <= fams
 
 
 def test_paused_worker_is_dropped_alone_and_comes_back_when_resumed(cluster):
