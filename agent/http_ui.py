@@ -177,7 +177,7 @@ def render_page(state_json: str) -> str:
 
 
 def ui_router(agent: "Agent") -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(responses={500: {"description": "an unforeseen failure (see the incident id in the agent's log)"}})
     snaps = _Snapshots(agent)
 
     @router.get("/ui", response_class=HTMLResponse, include_in_schema=False)
