@@ -21,6 +21,11 @@ DEFAULT_MDNS_SERVICE = "praxis-p2p-mcp"
 # One bound for every framed message on every protocol; large enough for a
 # multi-MiB file, small enough that a hostile peer cannot make us buffer much.
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+# An HTTP request body may exceed p2p.max_message_size by this much and no more
+# (413 beyond): the body wraps a payload that must fit in one frame to be
+# forwarded at all ({"arguments": ..., "peer_id": ...} or a JSON-RPC envelope),
+# and refusing it up front keeps a 50 MB body out of the agent's memory.
+HTTP_BODY_ENVELOPE = 64 * 1024
 
 # Keystore file names (the seed's layout: <keystore_path>/node.key).
 NODE_KEY_FILE = "node.key"
@@ -29,11 +34,29 @@ ROLE_FILE = "role"
 SWARM_KEY_FILE = "swarm.key"
 SEED_SIZE = 32
 
+# --- local supervisor (python -m agent local) ---------------------------------
+# Every agent of a local cluster answers /health within this after a (re)start
+# on a loaded 2-core machine (measured: 3-8 s for 4 agents).
+LOCAL_READY_TIMEOUT = 30.0
+# First restart delay after an agent died: short, so a one-off kill heals
+# within a second or two; doubled on each further death.
+LOCAL_RESTART_BACKOFF_FIRST = 1.0
+# Cap of that delay: an agent that keeps crashing is retried twice a minute
+# instead of spinning the CPU.
+LOCAL_RESTART_BACKOFF_MAX = 30.0
+# An agent that stayed up this long counts as healed: its backoff starts over.
+LOCAL_RESTART_RESET_AFTER = 60.0
+# SIGTERM -> SIGKILL grace on stop: an agent stops in a few seconds (P2P first,
+# then HTTP), so only a hung one waits this out.
+LOCAL_STOP_GRACE = 10.0
+# How often the supervisor looks at its children and at its stop flag.
+LOCAL_POLL_INTERVAL = 0.2
+
 # --- tools -------------------------------------------------------------------
 # Tool groups a node can enable by name (agent.tools.build_registry also accepts
 # single tool names).
 TOOL_GROUPS = {
-    "system": ("echo",),
+    "system": ("echo", "sleep"),
     "filesystem": ("read_file", "write_file", "list_directory", "file_info"),
     "analytics": ("describe", "text_stats"),
 }
@@ -91,3 +114,30 @@ FAILURE_EXIT_GRACE = 3.0
 # The P2P loop died while running: exit non-zero so `restart: unless-stopped`
 # (compose) brings the agent back instead of leaving a zombie.
 EXIT_P2P_DIED = 4
+
+# --- MCP / A2A (agent/rpc, agent/http_rpc.py) --------------------------------
+# JSON nested deeper than this is refused before dispatch: no protocol message
+# needs it, and deeper input makes recursive code (encoders, validators) fail
+# with RecursionError far from where it came in.
+RPC_MAX_JSON_DEPTH = 64
+# A2A task store: at most this many tasks, and at most this many bytes of kept
+# messages/artifacts; the oldest finished tasks are dropped first.  Bytes are
+# bounded too because 1 000 tasks of 4 MiB each would be 4 GiB.
+A2A_MAX_TASKS = 1000
+A2A_MAX_STORE_BYTES = 32 * 1024 * 1024
+# A message or artifact bigger than this is answered in full once (the
+# SendMessage answer or the stream) but kept only as a short placeholder, so a
+# few large calls cannot fill the store.
+A2A_MAX_KEPT_PART_BYTES = 256 * 1024
+# ListTasks page sizes (A2A 1.0 defaults: 50, at most 100).
+A2A_LIST_DEFAULT_PAGE = 50
+A2A_LIST_MAX_PAGE = 100
+# SSE comment sent while a streamed task is silent, so idle-read timeouts of
+# proxies do not cut a long tool call's stream.
+SSE_KEEPALIVE_S = 15.0
+# How long clients may cache server/discover and tools/list (MCP 2026-07-28):
+# the tool list changes as workers come and go, so keep it short.
+MCP_CACHE_TTL_MS = 5_000
+# The sleep tool's upper bound: long enough to test cancellation of a running
+# call, short enough that it cannot hold a worker thread for long.
+SLEEP_MAX_SECONDS = 60.0

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from . import errors
+from .activity import recorded
 from .constants import ROUTE_ATTEMPTS
 from .errors import NOT_FOUND, UNKNOWN_TOOL, PeerUnavailable, PraxisError, RemoteError, ToolError
 from .execution import ToolExecutor
@@ -62,6 +63,7 @@ class ToolRouter:
                     out.append(t)
         return out
 
+    @recorded
     async def invoke(self, name: str, arguments: dict[str, Any], peer_id: str | None = None) -> Routed:
         """Run ``name`` here or on a peer.  Raises PraxisError subclasses only
         (see :func:`_api_compatible`)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from .activity import Activity
 from .api import create_app
 from .card import build_card
 from .config import Config
@@ -58,7 +59,10 @@ class Agent:
             config, self.seed, self.tools, self.registry, self.metrics, self.tasks, executor=self.executor
         )
         self.service.card_builder = self._card
+        self.metrics.describe_agent(config.agent.name, config.agent.role, self.peer_id, config.agent.version,
+                                    self.service.peers.with_cards)
         self.router = ToolRouter(self.service, self.executor, config.tools.call_timeout)
+        self.activity = self.router.activity = Activity()  # fed by routing's @recorded, read by /ui
         self.http_mcp = McpDispatcher(
             config.agent.name, config.agent.version, self.router.list_tools, self._invoke_routed
         )
