@@ -10,7 +10,6 @@ anything unforeseen into a 500 ``internal`` answer with an incident id.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import math
@@ -28,7 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import errors as E
 from ._asgi import ContainErrors, LimitBody
 from .constants import HTTP_BODY_ENVELOPE
-from .errors import CallTimeout, PraxisError, Unavailable, error_body, http_status, internal
+from .errors import (
+    CallTimeout,
+    PraxisError,
+    Unavailable,
+    error_body,
+    http_status,
+    internal,
+)
 from .messages import INVALID_REQUEST, PARSE_ERROR, rpc_error
 from .metrics import CONTENT_TYPE_LATEST
 from .p2p._bridge import LoopGone
