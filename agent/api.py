@@ -10,9 +10,7 @@ anything unforeseen into a 500 ``internal`` answer with an incident id.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import math
 import re
 import time
