@@ -56,7 +56,12 @@ def _openapi(streams: bool) -> dict[str, Any]:
         "401": {"description": "missing or wrong bearer token", **_ERROR},
         "413": {"description": "body larger than p2p.max_message_size", **_ERROR},
     }
-    if streams:
+    if not streams:
+        # MCP 2026-07-28 sends some JSON-RPC errors with these statuses.
+        responses["400"] = {"description": "JSON-RPC error (bad params, unsupported protocol version)", **_ERROR}
+        responses["404"] = {"description": "JSON-RPC error: method not found (2026-07-28 requests)", **_ERROR}
+        responses["406"] = {"description": "Accept allows neither application/json nor text/event-stream", **_ERROR}
+    else:
         responses["200"] = {
             **_RPC_ANSWER,
             "content": {**_RPC_ANSWER["content"], "text/event-stream": {"schema": {"type": "string"}}},
