@@ -21,6 +21,11 @@ DEFAULT_MDNS_SERVICE = "praxis-p2p-mcp"
 # One bound for every framed message on every protocol; large enough for a
 # multi-MiB file, small enough that a hostile peer cannot make us buffer much.
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+# An HTTP request body may exceed p2p.max_message_size by this much and no more
+# (413 beyond): the body wraps a payload that must fit in one frame to be
+# forwarded at all ({"arguments": ..., "peer_id": ...} or a JSON-RPC envelope),
+# and refusing it up front keeps a 50 MB body out of the agent's memory.
+HTTP_BODY_ENVELOPE = 64 * 1024
 
 # Keystore file names (the seed's layout: <keystore_path>/node.key).
 NODE_KEY_FILE = "node.key"
@@ -41,6 +46,56 @@ TOOL_GROUPS = {
 # "truncated": a listing must fit in one DEFAULT_MAX_MESSAGE_SIZE reply, and
 # 10k entries of ~100 bytes each is ~1 MiB.
 TOOL_MAX_LIST_ENTRIES = 10_000
+
+# --- timing and bounds of the P2P side ------------------------------------------
+# Bound on a Noise + yamux handshake and on opening a stream: long enough for
+# a loaded 2-core machine, short enough that a peer that never completes one
+# does not hold a connection slot for the whole connection_timeout.
+HANDSHAKE_TIMEOUT = 10.0
+# Handshakes in progress at once (see _workarounds.limit_pending_handshakes):
+# per remote IP, far more than an honest host opens; in all, enough for a
+# whole cluster restarting at once, few enough that an idle-socket flood from
+# many addresses costs little memory and frees its slots after the handshake
+# timeout.
+PENDING_HANDSHAKES_PER_IP = 16
+PENDING_HANDSHAKES = 128
+# How long the listening side of a new connection waits for the dialler's
+# card before it opens the exchange itself.
+CARD_FALLBACK_DELAY = 1.0
+# A card exchange that failed on a live connection (a stream reset on a busy
+# machine) is tried again after these pauses (plus up to 50 % jitter, so a
+# start storm does not retry in lockstep); then the peer stays cardless.
+CARD_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# Looking up a new peer's role again when its keystore entry was not there
+# yet: just over PeerRegistry's rescan throttle (1 s), a few times.
+REGISTRY_RETRY_DELAY = 1.1
+REGISTRY_RETRIES = 4
+# How often peers found by mDNS but not connected are dialled again.
+MDNS_REDIAL_INTERVAL = 2.0
+# How long stop() waits for the host to close before it abandons the thread.
+STOP_TIMEOUT = 5.0
+# Closing a connection to a peer that vanished can hang on TCP; give up after this.
+DISCONNECT_TIMEOUT = 2.0
+# Requests one stream may have in flight on the serving side; past that the
+# reader stops reading, which pushes back on the sender through yamux windows.
+MAX_INFLIGHT_PER_STREAM = 256
+# Writing the error answer to garbage before the stream is reset: the sender
+# may not be reading, and a reset must not wait on it.
+REFUSAL_WRITE_TIMEOUT = 1.0
+# Sending a cancel frame for a call the caller gave up on: best effort, and it
+# must not hold up the caller's own cancellation.
+CANCEL_FRAME_TIMEOUT = 1.0
+# A routed call whose request never left this agent (no connection, stream
+# refused) is tried on another provider, at most this many attempts in all.
+ROUTE_ATTEMPTS = 3
+# When the P2P loop died: how long /health keeps answering 503 with the reason
+# (so a watcher or a test sees why) before the process exits with EXIT_P2P_DIED.
+FAILURE_EXIT_GRACE = 3.0
+
+# --- process exit codes -----------------------------------------------------------
+# The P2P loop died while running: exit non-zero so `restart: unless-stopped`
+# (compose) brings the agent back instead of leaving a zombie.
+EXIT_P2P_DIED = 4
 
 # --- MCP / A2A (agent/rpc, agent/http_rpc.py) --------------------------------
 # JSON nested deeper than this is refused before dispatch: no protocol message
