@@ -26,7 +26,7 @@ from a2a.types.a2a_pb2 import (
 from agent.constants import A2A_PROTOCOL
 
 from . import rpc_cluster
-from .conftest import on_loop, p2p_addr
+from .conftest import on_loop, p2p_addr, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -155,7 +155,17 @@ def test_cancel_a_running_task(orch, dialect):
         finally:
             await client.close()
 
+    before = _cancelled_tool_calls(orch)
     run(go())
+    # The routed call was cancelled on the P2P side too (a cancel frame goes to the worker).
+    wait_for(lambda: _cancelled_tool_calls(orch) > before, 10, what="a cancelled tool call in the metrics")
+
+
+def _cancelled_tool_calls(orch) -> float:
+    text = httpx.get(orch.url + "/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("praxis_requests_total{") and 'protocol="/praxis/tool/1.0.0"' in line
+               and 'side="client"' in line and 'outcome="cancelled"' in line)
 
 
 def test_list_tasks(orch):
