@@ -140,7 +140,10 @@ class TrioThread:
         return fut
 
     async def _run_into(self, fut: concurrent.futures.Future, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
-        if not fut.set_running_or_notify_cancel():
+        # The future stays PENDING while the coroutine runs: a RUNNING
+        # concurrent future cannot be cancelled, so an asyncio caller that
+        # gives up (asyncio.wrap_future cancels it) would never reach _on_done.
+        if fut.cancelled():
             return
         with trio.CancelScope() as scope:
             token = self._token
