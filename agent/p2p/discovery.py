@@ -116,7 +116,7 @@ class Bootstrapper:
             if target is None:
                 continue
             try:
-                peer_id = await self._svc.dial(target)
+                peer_id = await self._svc.dial(target, via="bootstrap")
             except Exception as e:
                 self._svc.metrics.discovery.labels("bootstrap", "failed").inc()
                 log.warning("%s", e)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import multiaddr
 import trio
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
-from libp2p.host.ping import ID as PING_PROTOCOL, PING_LENGTH as PING_SIZE
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -45,6 +43,7 @@ from . import _workarounds
 from ._bridge import LoopGone, TrioThread
 from ._streams import ChannelClosed, FramedStream, RequestChannel, serve_requests
 from .discovery import Bootstrapper, MdnsDiscovery, local_ipv4_addresses
+from .liveness import PING_PROTOCOL, Liveness, handle_ping
 from .peers import PeerTable
 from .security import resolve_psk, security_options
 
@@ -57,17 +56,6 @@ log = logging.getLogger("agent.p2p")
 # a loaded 2-core machine, short enough that a peer that never completes one
 # does not hold a connection slot for the whole connection_timeout.
 HANDSHAKE_TIMEOUT = 10.0
-# Handshakes in progress at once (see _workarounds.limit_pending_handshakes):
-# per remote IP, far more than an honest host opens; in all, enough for a
-# whole cluster restarting at once, few enough that an idle-socket flood from
-# many addresses costs little memory and frees its slots after the handshake
-# timeout.
-PENDING_HANDSHAKES_PER_IP = 16
-PENDING_HANDSHAKES = 128
-# Consecutive unanswered pings before a peer is dropped: with ping_interval 2 s
-# a paused or partitioned peer is gone in 6-8 s, while one slow ping on a busy
-# machine does not evict anybody.
-MISSED_PINGS_LIMIT = 3
 # How long the listening side of a new connection waits for the dialler's
 # card before it opens the exchange itself.
 CARD_FALLBACK_DELAY = 1.0
@@ -75,10 +63,6 @@ CARD_FALLBACK_DELAY = 1.0
 # yet: just over PeerRegistry's rescan throttle (1 s), a few times.
 REGISTRY_RETRY_DELAY = 1.1
 REGISTRY_RETRIES = 4
-# A ping may take this many ping intervals: on a loaded 2-core machine with
-# dozens of agents a healthy peer can be slow for a moment.  A paused or
-# partitioned peer is still dropped within 3 × 1.5 intervals (~9 s at 2 s).
-PING_TIMEOUT_FACTOR = 1.5
 # How often peers found by mDNS but not connected are dialled again.
 MDNS_REDIAL_INTERVAL = 2.0
 # How long stop() waits for the host to close before it abandons the thread.
@@ -143,7 +127,8 @@ class P2PService:
         self._card_events: dict[str, trio.Event] = {}
         self._bootstrapper: Bootstrapper | None = None
         self._dialing: set[str] = set()
-        self._ping_streams: dict[str, Any] = {}
+        self._dial_via: dict[str, str] = {}  # peer id -> why we are dialling it
+        self._liveness: Liveness | None = None
         self._mdns: MdnsDiscovery | None = None
         self._limit = self.p2p.max_message_size
         self._mcp = McpDispatcher(config.agent.name, config.agent.version, tools.describe_all, self._run_local_tool)
@@ -196,8 +181,16 @@ class P2PService:
             ),
         )
         _workarounds.disable_auto_connector(host.get_network())
-        _workarounds.limit_pending_handshakes(host.get_network(), PENDING_HANDSHAKES_PER_IP, PENDING_HANDSHAKES)
+        _workarounds.limit_pending_handshakes(
+            host.get_network(),
+            slots=C.HANDSHAKE_SLOTS,
+            total=C.PENDING_HANDSHAKES,
+            per_ip=C.PENDING_HANDSHAKES_PER_IP,
+            queue_wait=C.HANDSHAKE_QUEUE_WAIT,
+        )
         self._host = host
+        self._liveness = self._make_liveness(host)
+        host.set_stream_handler(PING_PROTOCOL, handle_ping)
         self._nursery = nursery
         for proto, handler in (
             (C.CARD_PROTOCOL, self._handle_card),
@@ -225,7 +218,7 @@ class P2PService:
             if self.p2p.enable_dht or self.p2p.enable_relay:
                 log.warning("p2p.enable_dht/enable_relay are accepted for compatibility; this runtime "
                             "discovers peers by bootstrap and mDNS only")
-            nursery.start_soon(self._liveness_loop)
+            nursery.start_soon(self._liveness.run)
             if self.p2p.bootstrap_nodes:
                 self._bootstrapper = Bootstrapper(self, self.p2p.bootstrap_nodes, root)
                 nursery.start_soon(self._bootstrapper.run)
@@ -276,11 +269,17 @@ class P2PService:
             self._spawn(self._close_conn, conn)
             return
         new = peer_id not in self.peers
-        self.peers.ensure(peer_id, addrs)
+        rec = self.peers.ensure(peer_id, addrs)
+        if self._liveness is not None:
+            # Every frame on this connection is proof of life.
+            _workarounds.observe_frames(conn.muxed_conn, lambda: self._liveness.observe(peer_id))
         if new:
             # The dialler opens the card exchange (one stream per connection,
             # not two); the listener steps in only if no card comes.
             inbound = getattr(getattr(conn, "direction", None), "name", "") == "INBOUND"
+            rec.joined_via = "inbound" if inbound else self._dial_via.get(peer_id, "dial")
+            if self._liveness is not None:
+                self._liveness.add(peer_id)
             self._spawn(self._identify_peer, peer_id, CARD_FALLBACK_DELAY if inbound else 0.0)
 
     def _on_disconnected(self, conn: INetConn) -> None:
@@ -291,13 +290,13 @@ class P2PService:
             remaining = []
         if remaining:
             return
-        self._drop_peer(peer_id, "disconnected")
+        self._drop_peer(peer_id, C.DROP_DISCONNECTED)
 
-    def _drop_peer(self, peer_id: str, why: str) -> None:
-        rec = self.peers.remove(peer_id)
-        stream = self._ping_streams.pop(peer_id, None)
-        if stream is not None:
-            self._spawn(_reset_quietly, stream)
+    def _drop_peer(self, peer_id: str, reason: str) -> None:
+        """Forget a peer; ``reason`` is one of constants.DROP_REASONS."""
+        rec = self.peers.remove(peer_id, reason)
+        if self._liveness is not None:
+            self._liveness.remove(peer_id)
         for key in [k for k in self._channels if k[0] == peer_id]:
             ch = self._channels.pop(key)
             ch.closed = True
@@ -305,8 +304,9 @@ class P2PService:
         if rec is None:
             return
         self.metrics.connected_peers.set(len(self.peers.with_cards()))
+        self.metrics.peer_drops.labels(reason).inc()
         name = (rec.card or {}).get("name", "?")
-        log.info("Peer %s (%s) %s", peer_id, name, why)
+        log.info("Peer %s (%s) dropped: %s", peer_id, name, reason)
         if self._bootstrapper is not None:
             self._bootstrapper.peer_lost(peer_id)
 
@@ -406,7 +406,7 @@ class P2PService:
         if allowed is not None and role not in allowed:
             log.warning("Refused peer %s: role %r not in allowed_peer_types %s", peer_id, role, allowed)
             self.metrics.refused.labels("peer_type").inc()
-            self._spawn(self._disconnect, peer_id, "refused (peer type)")
+            self._spawn(self._disconnect, peer_id, C.DROP_REFUSED)
             return
         first = rec.card is None
         rec.card = card
@@ -418,70 +418,44 @@ class P2PService:
         if ev is not None:
             ev.set()
 
-    async def _disconnect(self, peer_id: str, why: str) -> None:
+    async def _disconnect(self, peer_id: str, reason: str) -> None:
+        # Out of the table first, so the "disconnected" notification that
+        # closing causes does not count this drop under the wrong reason.
+        self._drop_peer(peer_id, reason)
         with trio.move_on_after(DISCONNECT_TIMEOUT):
             try:
                 await self._host.disconnect(ID.from_base58(peer_id))
             except Exception:
                 pass
-        self._drop_peer(peer_id, why)
 
     # -------------------------------------------------------------- liveness
-    async def _liveness_loop(self) -> None:
-        interval = self.p2p.ping_interval
-        network = self._host.get_network()
-        while True:
-            await trio.sleep(interval)
-            for peer_id in self.peers.ids():
-                if not network.get_connections(ID.from_base58(peer_id)):
-                    # A connection can close without a "disconnected"
-                    # notification reaching us (it raced the "connected" one).
-                    self._drop_peer(peer_id, "disconnected")
-                    continue
-                self._spawn(self._ping_one, peer_id, interval * PING_TIMEOUT_FACTOR)
+    def _make_liveness(self, host: Any) -> Liveness:
+        """The hook between the host and agent.p2p.liveness (all on the trio loop)."""
+        network = host.get_network()
 
-    async def _ping_one(self, peer_id: str, timeout: float) -> None:
-        """One libp2p ping (/ipfs/ping/1.0.0) on a stream kept per peer.
+        async def open_ping(peer_id: str) -> Any:
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                return await host.new_stream(ID.from_base58(peer_id), [PING_PROTOCOL])
 
-        Not libp2p.host.ping.PingService: its ping_iter holds one lock for all
-        peers while it opens a stream, so a single silent peer made every
-        other peer's ping time out and the agent dropped them all.
-        """
-        rec = self.peers.get(peer_id)
-        if rec is None:
-            return
-        t0 = time.perf_counter()
-        stream = self._ping_streams.get(peer_id)
-        try:
-            with trio.fail_after(timeout):
-                if stream is None:
-                    stream = await self._host.new_stream(ID.from_base58(peer_id), [PING_PROTOCOL])
-                    self._ping_streams[peer_id] = stream
-                    t0 = time.perf_counter()
-                payload = os.urandom(PING_SIZE)
-                await stream.write(payload)
-                echo = b""
-                while len(echo) < PING_SIZE:
-                    chunk = await stream.read(PING_SIZE - len(echo))
-                    if not chunk:
-                        raise ConnectionError("ping stream closed")
-                    echo += chunk
-                if echo != payload:
-                    raise ValueError("ping payload mismatch")
-        except Exception:
-            if self._ping_streams.pop(peer_id, None) is not None and stream is not None:
-                self._spawn(_reset_quietly, stream)
-            rec.missed_pings += 1
-            if rec.missed_pings >= MISSED_PINGS_LIMIT and peer_id in self.peers:
-                log.warning("Peer %s stopped answering pings (%d missed); dropping it", peer_id, rec.missed_pings)
-                await self._disconnect(peer_id, "dropped (not answering)")
-            return
-        rec.missed_pings = 0
-        rec.rtt_ms = (time.perf_counter() - t0) * 1000
+        def connected(peer_id: str) -> bool:
+            return bool(network.get_connections(ID.from_base58(peer_id)))
+
+        def drop(peer_id: str, reason: str) -> None:
+            self._spawn(self._disconnect, peer_id, reason)
+
+        def changed(peer_id: str, state: str, rtt_ms: float | None) -> None:
+            rec = self.peers.get(peer_id)
+            if rec is not None:
+                rec.state = state
+                if rtt_ms is not None:
+                    rec.rtt_ms = rtt_ms
+
+        return Liveness(self.p2p.ping_interval, open_stream=open_ping, connected=connected, drop=drop, on_change=changed)
 
     # ---------------------------------------------------------------- dialing
-    async def dial(self, maddr: str | multiaddr.Multiaddr, wait_card: bool = False) -> str:
-        """Connect to ``/ip4|ip6/…/tcp/…/p2p/<id>``; returns the peer id."""
+    async def dial(self, maddr: str | multiaddr.Multiaddr, wait_card: bool = False, via: str = "dial") -> str:
+        """Connect to ``/ip4|ip6/…/tcp/…/p2p/<id>``; returns the peer id.
+        ``via`` (bootstrap, mdns) is shown in /peers as how the peer joined."""
         ma = maddr if isinstance(maddr, multiaddr.Multiaddr) else multiaddr.Multiaddr(maddr)
         info = info_from_p2p_addr(ma)
         peer_id = str(info.peer_id)
@@ -493,6 +467,7 @@ class P2PService:
             if rec is not None and rec.card is not None:
                 return peer_id
             ev = self._card_events.setdefault(peer_id, trio.Event())
+        self._dial_via[peer_id] = via
         try:
             with trio.fail_after(self.p2p.connection_timeout):
                 if peer_id not in self.peers:
@@ -507,6 +482,8 @@ class P2PService:
         except Exception as e:
             self.metrics.dials.labels("error").inc()
             raise ConnectionError(f"Failed to connect to {ma}: {_reason(e)}") from None
+        finally:
+            self._dial_via.pop(peer_id, None)
         self.metrics.dials.labels("ok").inc()
         return peer_id
 
@@ -586,7 +563,7 @@ class P2PService:
                 if peer_id in self.peers:
                     return
                 try:
-                    await self.dial(f"{addr}/p2p/{peer_id}")
+                    await self.dial(f"{addr}/p2p/{peer_id}", via=source)
                     self.metrics.discovery.labels(source, "connected").inc()
                     return
                 except Exception as e:
@@ -746,14 +723,6 @@ class P2PService:
     def submit(self, fn: Any, *args: Any) -> Any:
         """Run a trio coroutine on the P2P loop; a concurrent.futures.Future (benchmarks, tests)."""
         return self._thread.submit(fn, *args)
-
-
-async def _reset_quietly(stream: Any) -> None:
-    with trio.move_on_after(DISCONNECT_TIMEOUT):
-        try:
-            await stream.reset()
-        except Exception:
-            pass
 
 
 def _send_nowait(send: trio.MemorySendChannel, item: Any) -> None:
