@@ -239,3 +239,108 @@ def test_liveness_loop_drops_a_peer_whose_connection_is_gone():
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert drops == [("peer", C.DROP_DISCONNECTED)]
+
+
+# ------------------------------------------------------- start storm, gone list
+class _FakeRaw:
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
+        self.closed = False
+
+    def get_remote_address(self):
+        return (self.ip, 1234)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _FakeSwarm:
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+
+    async def upgrade_inbound_raw_conn(self, raw, maddr):
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await trio.sleep(0.5)  # a handshake
+        self.running -= 1
+        return raw
+
+
+def test_handshakes_beyond_the_slots_wait_instead_of_being_refused():
+    from libp2p.network.exceptions import SwarmException
+
+    from agent.p2p import _workarounds
+
+    swarm = _FakeSwarm()
+    _workarounds.limit_pending_handshakes(swarm, slots=4, total=64, per_ip=16, queue_wait=5.0)
+    ok, refused = [], []
+
+    async def one(raw):
+        try:
+            ok.append(await swarm.upgrade_inbound_raw_conn(raw, None))
+        except SwarmException:
+            refused.append(raw)
+
+    async def main():
+        async with trio.open_nursery() as n:
+            for i in range(16):  # 16 dialers from 16 addresses at once
+                n.start_soon(one, _FakeRaw(f"10.0.0.{i}"))
+            for _ in range(18):  # 18 from one address: 2 over its bound
+                n.start_soon(one, _FakeRaw("10.0.1.1"))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert swarm.most == 4  # never more than the slots at once
+    assert len(refused) == 2 and all(r.ip == "10.0.1.1" and r.closed for r in refused)
+    # 32 handshakes of 0.5 s, 4 at a time, all within the 5 s queue wait:
+    # every one beyond the slots waited its turn and completed.
+    assert len(ok) == 32
+
+
+def test_handshake_total_bound_refuses_at_once():
+    from libp2p.network.exceptions import SwarmException
+
+    from agent.p2p import _workarounds
+
+    swarm = _FakeSwarm()
+    _workarounds.limit_pending_handshakes(swarm, slots=2, total=6, per_ip=16, queue_wait=60.0)
+    ok, refused = [], []
+
+    async def one(raw):
+        try:
+            ok.append(await swarm.upgrade_inbound_raw_conn(raw, None))
+        except SwarmException:
+            refused.append(raw)
+
+    async def main():
+        async with trio.open_nursery() as n:
+            for i in range(10):
+                n.start_soon(one, _FakeRaw(f"10.0.0.{i}"))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert len(ok) == 6 and len(refused) == 4
+
+
+def test_bootstrap_backoff_is_jittered_but_grows():
+    from agent.p2p.discovery import jittered
+
+    rng = random.Random(3)
+    draws = [jittered(4.0, rng) for _ in range(200)]
+    assert all(2.0 <= d <= 4.0 for d in draws)
+    assert len({round(d, 6) for d in draws}) > 100  # not in lockstep
+
+
+def test_gone_list_keeps_recent_departures_of_known_peers():
+    from agent.p2p.peers import PeerTable
+
+    t = PeerTable()
+    for i in range(C.GONE_LIST_SIZE + 5):
+        rec = t.ensure(f"p{i}", [])
+        rec.card = {"name": f"w{i}"}
+        t.remove(f"p{i}", C.DROP_PING_TIMEOUT)
+    t.ensure("nocard", [])
+    t.remove("nocard", C.DROP_DISCONNECTED)  # never shown to users: not listed
+    gone = t.gone()
+    assert len(gone) == C.GONE_LIST_SIZE
+    assert gone[0]["peer_id"] == f"p{C.GONE_LIST_SIZE + 4}" and gone[0]["name"] == f"w{C.GONE_LIST_SIZE + 4}"
+    assert {g["reason"] for g in gone} == {C.DROP_PING_TIMEOUT}
