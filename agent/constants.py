@@ -70,7 +70,7 @@ LIVENESS_TICKS_PER_INTERVAL = 4
 # Local health (Lifeguard "awareness"): a tick later than this counts as a
 # stall of our own loop and raises the score; each clean interval lowers it
 # by one.  Timeouts are multiplied by (score + 1), at most this much.
-LIVENESS_LAG_NOTABLE = 0.05
+LIVENESS_LAG_NOTABLE = 0.1
 LIVENESS_MAX_HEALTH_MULTIPLIER = 4
 # RTT estimator gains (RFC 6298: alpha 1/8, beta 1/4; timeout srtt + 4 rttvar).
 LIVENESS_RTT_ALPHA = 0.125
@@ -83,6 +83,10 @@ GONE_LIST_SIZE = 32
 # A worker waits U(0, this) before its first bootstrap dial, so N workers
 # started by one `compose up` do not handshake with the orchestrator at once.
 BOOTSTRAP_FIRST_DIAL_JITTER = 1.0
+# A dial to a peer found by mDNS waits U(0, this): it has often dialled us
+# already (workers bootstrap to the orchestrator), and 100 announcements
+# arriving together do not turn into 100 simultaneous handshakes.
+MDNS_DIAL_JITTER = 1.0
 # Inbound handshakes (Noise + yamux) running at once; later ones wait in a
 # queue (FIFO) instead of being refused: on 2 cores, 100 concurrent Python
 # handshakes all finish late and all time out, 16 at a time finish in turn.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -559,6 +560,11 @@ class P2PService:
             return
         self._dialing.add(peer_id)
         try:
+            # First-dial jitter: a peer heard of on mDNS has often just
+            # dialled us (workers bootstrap to the orchestrator); waiting a
+            # moment spares the duplicate handshake, and a burst of
+            # announcements does not become a burst of dials.
+            await trio.sleep(random.uniform(0, C.MDNS_DIAL_JITTER))
             for addr in addrs:
                 if peer_id in self.peers:
                     return
