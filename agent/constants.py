@@ -60,6 +60,9 @@ LIVENESS_PROBE_TIMEOUT_INITIAL = 0.5
 # default 2 s interval a paused peer is suspect after ≤ 2.2 + 0.5 s and gone
 # ≤ 5 s later (< 10 s), and 2-3 more probes or any frame can refute it.
 LIVENESS_SUSPICION_MULT = 2.5
+# ...but never less than this: with a short interval (tests use 0.5 s) a
+# peer starved of CPU for a second on a loaded 2-core machine is not dead.
+LIVENESS_SUSPICION_MIN = 3.0
 # Pings are spread: each wait is the interval × U(1 - j, 1 + j), so agents
 # started together do not ping in lockstep.
 LIVENESS_JITTER = 0.1

@@ -75,6 +75,7 @@ class Detector:
         *,
         probe_timeout_min: float = C.LIVENESS_PROBE_TIMEOUT_MIN,
         suspicion_mult: float = C.LIVENESS_SUSPICION_MULT,
+        suspicion_min: float = C.LIVENESS_SUSPICION_MIN,
         lag_notable: float = C.LIVENESS_LAG_NOTABLE,
         max_multiplier: int = C.LIVENESS_MAX_HEALTH_MULTIPLIER,
     ) -> None:
@@ -85,6 +86,7 @@ class Detector:
         # interval still gets a 0.25 s floor, not one longer than its period.
         self.timeout_min = min(probe_timeout_min, interval / 2)
         self.suspicion_mult = suspicion_mult
+        self.suspicion_min = suspicion_min
         self.lag_notable = lag_notable
         self.max_multiplier = max(1, max_multiplier)
         self._peers: dict[str, _State] = {}
@@ -196,7 +198,7 @@ class Detector:
         return base * self.multiplier
 
     def suspicion_timeout(self) -> float:
-        return self.suspicion_mult * self.interval * self.multiplier
+        return max(self.suspicion_mult * self.interval, self.suspicion_min) * self.multiplier
 
     def next_probe_at(self, peer: str, jitter: float = 1.0) -> float | None:
         """When to probe ``peer``: after a (jittered) interval of silence.

@@ -344,3 +344,8 @@ def test_gone_list_keeps_recent_departures_of_known_peers():
     assert len(gone) == C.GONE_LIST_SIZE
     assert gone[0]["peer_id"] == f"p{C.GONE_LIST_SIZE + 4}" and gone[0]["name"] == f"w{C.GONE_LIST_SIZE + 4}"
     assert {g["reason"] for g in gone} == {C.DROP_PING_TIMEOUT}
+
+
+def test_short_intervals_keep_a_suspicion_floor():
+    assert Detector(0.5).suspicion_timeout() == pytest.approx(C.LIVENESS_SUSPICION_MIN)
+    assert Detector(I).suspicion_timeout() == pytest.approx(C.LIVENESS_SUSPICION_MULT * I)
