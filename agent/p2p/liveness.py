@@ -35,6 +35,7 @@ from typing import Any
 import trio
 
 from .. import constants as C
+from . import _workarounds
 
 __all__ = ["Detector", "Liveness", "ALIVE", "SUSPECT", "PING_PROTOCOL", "PING_SIZE", "handle_ping"]
 
@@ -312,6 +313,21 @@ class Liveness:
         stream = self._streams.pop(peer, None)
         if stream is not None and self._nursery is not None:
             self._nursery.start_soon(_reset_quietly, stream)
+
+    def watch(self, peer: str, muxed_conn: Any = None) -> None:
+        """A connection to ``peer`` is up: watch the peer, and take every
+        frame read on that connection as proof of life."""
+        self.add(peer)
+        if muxed_conn is not None:
+            _workarounds.observe_frames(muxed_conn, lambda: self.observe(peer))
+
+    def forget(self, peer: str) -> None:
+        """The service dropped the peer (any reason)."""
+        self.remove(peer)
+
+    def is_alive(self, peer: str) -> bool:
+        """Not suspected (routing prefers these)."""
+        return self.detector.state(peer) != SUSPECT
 
     def observe(self, peer: str) -> None:
         """Any frame from ``peer`` (called per yamux frame: keep it cheap)."""
