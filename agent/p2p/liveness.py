@@ -35,6 +35,7 @@ from typing import Any
 import trio
 
 from .. import constants as C
+from .. import errors
 from . import _workarounds
 
 __all__ = ["Detector", "Liveness", "ALIVE", "SUSPECT", "PING_PROTOCOL", "PING_SIZE", "handle_ping"]
@@ -403,7 +404,10 @@ class Liveness:
                     self._drop(peer, C.DROP_DISCONNECTED)
                     return
                 last_probe = self._clock()
-                await self._probe(peer)
+                try:
+                    await self._probe(peer)
+                except Exception as e:  # noqa: BLE001 - containment: one peer's watcher, not the loop
+                    errors.internal(e, f"liveness probe of {peer}")
                 jitter = self._jitter()
 
     async def _probe(self, peer: str) -> None:
