@@ -18,6 +18,7 @@ __all__ = [
     "without_loopback",
     "limit_pending_handshakes",
     "observe_frames",
+    "own_ping_handler",
 ]
 
 log = logging.getLogger("agent.p2p")
@@ -182,6 +183,21 @@ def observe_frames(muxed_conn: object, callback: "Callable[[], None]") -> None:
         _frame_observers[secured] = callback
     except TypeError:  # not weak-referenceable: no observation, no harm
         pass
+
+
+def own_ping_handler(host: Any, protocol: str, handler: Any) -> None:
+    """8. Liveness pings without libp2p.host.ping.
+
+    - PingService.ping_iter holds one lock for all peers while it opens a
+      stream: a single silent peer made every other peer's ping time out,
+      and the agent dropped them all.  Liveness keeps a stream per peer.
+    - The default handler (host.ping._handle_ping) gives up on a stream
+      after RESP_TIMEOUT (10 s) without a ping; a ping interval of 10 s or
+      more, or a peer that skips pings because it heard other frames, had
+      every stream reset and renegotiated.  ``handler`` (liveness.handle_ping)
+      echoes for as long as the stream is open.
+    """
+    host.set_stream_handler(protocol, handler)
 
 
 def _hook_yamux_reads(yamux: Any) -> None:

@@ -244,12 +244,8 @@ class Detector:
 
 # ============================================================ the trio side
 async def handle_ping(stream: Any) -> None:
-    """Echo 32-byte pings for as long as the peer keeps the stream open.
-
-    Replaces libp2p.host.ping's handler, which gives up on a stream after
-    RESP_TIMEOUT (10 s) without a ping — with a ping interval ≥ 10 s, or a
-    peer that skips pings because it heard other frames, every stream was
-    reset and reopened (a multistream negotiation per ping)."""
+    """Echo 32-byte pings for as long as the peer keeps the stream open
+    (instead of libp2p's handler: see _workarounds.own_ping_handler)."""
     try:
         while True:
             data = b""

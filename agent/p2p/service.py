@@ -175,8 +175,7 @@ class P2PService:
         root = self.p2p.effective_keystore_root
         psk = await trio.to_thread.run_sync(resolve_psk, self.p2p.security.psk, root)
         self.host.build(psk, self._on_connected, self._on_disconnected)
-        # Our own echo handler (see liveness.handle_ping), not libp2p's.
-        self.host.set_handler(PING_PROTOCOL, handle_ping)
+        _workarounds.own_ping_handler(self.host.libp2p, PING_PROTOCOL, handle_ping)
         self._nursery = nursery
         self.pool.attach(nursery)
         if C.CARD_PROTOCOL in self.p2p.protocols:
