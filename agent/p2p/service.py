@@ -44,7 +44,7 @@ from ..tools import ToolError, ToolRegistry
 from . import _workarounds
 from ._bridge import LoopGone, TrioThread
 from ._streams import ChannelClosed, FramedStream, RequestChannel, serve_requests
-from .discovery import Bootstrapper, MdnsDiscovery, local_ipv4_addresses
+from .discovery import Bootstrapper, MdnsDiscovery, addresses_for_peer, interface_networks, local_ipv4_addresses
 from .peers import PeerTable
 from .security import resolve_psk, security_options
 
@@ -361,7 +361,7 @@ class P2PService:
                 stream = await self._host.new_stream(ID.from_base58(peer_id), [C.CARD_PROTOCOL])
                 self.metrics.streams.labels(C.CARD_PROTOCOL, "out").inc()
                 fs = FramedStream(stream, self._limit, self.metrics.count_bytes)
-                await fs.write_json(self.card)
+                await fs.write_json(self._card_for(peer_id))
                 card = await fs.read_json()
                 await fs.close()
             if card is None:
@@ -375,6 +375,28 @@ class P2PService:
             if peer_id in self.peers:
                 log.warning("Card exchange with %s failed: %s", peer_id, _reason(e))
 
+    def _card_for(self, peer_id: str) -> dict[str, Any]:
+        """Our card as ``peer_id`` gets it: only our addresses it can reach.
+
+        A multi-homed agent listens on networks the peer is not on (see
+        discovery.addresses_for_peer); configured announce_addresses are sent
+        as they are.
+        """
+        addrs = self.card.get("addresses") or []
+        rec = self.peers.get(peer_id)
+        if self.p2p.announce_addresses or rec is None or len(addrs) < 2:
+            return self.card
+        kept = addresses_for_peer(addrs, rec.addrs, interface_networks())
+        if kept == addrs:
+            return self.card
+        card = {**self.card, "addresses": kept}
+        # The API URL names one of our IPs too: keep it on the peer's network.
+        host = kept[0].split("/")[2]
+        url = str(card.get("url", ""))
+        if url.startswith("http://") and not any(f"//{a.split('/')[2]}:" in url for a in kept):
+            card["url"] = f"http://{host}:{url.rsplit(':', 1)[-1]}"
+        return card
+
     async def _handle_card(self, stream: INetStream) -> None:
         """Responder side: read the initiator's card, then write ours."""
         peer_id = str(stream.muxed_conn.peer_id)
@@ -386,7 +408,7 @@ class P2PService:
                 if card is None:
                     return
                 self._store_card(peer_id, card)
-                await fs.write_json(self.card)
+                await fs.write_json(self._card_for(peer_id))
             await fs.close()
         except Exception as e:
             self.metrics.cards.labels("error").inc()
