@@ -51,12 +51,15 @@ class TrioThread:
         main: Callable[[trio.Nursery, Any], Awaitable[None]],
         shutdown: Callable[[], Awaitable[None]],
         timeout: float,
+        on_crash: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Start the loop and ``await nursery.start(main, nursery)``; block until it is started.
 
         ``main`` signals readiness with ``task_status.started()``; an exception
         it raises before that is re-raised here.  ``shutdown`` runs on stop,
-        before the remaining tasks are cancelled.
+        before the remaining tasks are cancelled.  If the loop ends with an
+        exception after it started (an essential task died), ``on_crash`` is
+        called with it in the loop's thread: never swallowed.
         """
 
         async def _root() -> None:
@@ -79,9 +82,13 @@ class TrioThread:
         def _run() -> None:
             try:
                 trio.run(_root)
-            except BaseException as e:  # reported to start() or logged by the owner
+            except BaseException as e:  # reported to start(), or to on_crash once running
                 if not self._ready.is_set():
                     self._startup_error = _unwrap(e)
+                elif on_crash is not None:
+                    on_crash(_unwrap(e))
+                else:
+                    raise
             finally:
                 self._ready.set()
 
