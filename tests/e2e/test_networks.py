@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from typing import Any
 import pytest
 
 try:  # tests/e2e is not a package (no __init__.py): conftest is top-level
-    from .conftest import (IN_CI, PraxisCompose, _engine_problem, _unavailable, detect_compose, dump, log,
+    from .conftest import (PraxisCompose, _engine_problem, _unavailable, detect_compose, dump, log,
                            record_timing, wait_for)
 except ImportError:
-    from conftest import (IN_CI, PraxisCompose, _engine_problem, _unavailable,  # type: ignore[no-redef]
+    from conftest import (PraxisCompose, _engine_problem, _unavailable,  # type: ignore[no-redef]
                           detect_compose, dump, log, record_timing, wait_for)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -103,6 +104,12 @@ def nets(request: pytest.FixtureRequest) -> Any:
     compose_cmd = detect_compose()
     if compose_cmd is None:
         _unavailable("neither `docker compose` nor `docker-compose` is installed")
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
+        t0 = time.monotonic()
+        build = subprocess.run([str(HERE.parents[1] / "images" / "build-image.sh")], env={**os.environ, "IMAGE": IMAGE})
+        if build.returncode != 0:
+            pytest.fail(f"images/build-image.sh failed ({build.returncode})", pytrace=False)
+        record_timing(f"two networks: image build ({IMAGE})", time.monotonic() - t0)
     project = f"praxis-deploy-nets-{secrets.token_hex(3)}"
     compose = PraxisCompose(context=str(HERE), compose_file_name=[str(COMPOSE_FILE)], compose_cmd=compose_cmd,
                             project_name=project, env={"PRAXIS_API_PORT": str(API_PORT), "PRAXIS_IMAGE": IMAGE})
