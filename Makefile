@@ -157,3 +157,20 @@ clean: ## down -v, remove the built images and caches (keeps the base image)
 clean-all: clean ## clean, plus the base image and the debootstrap cache
 	-docker rmi -f $(BASE_IMAGE) 2>/dev/null
 	rm -rf images/.cache
+
+# --- Docker Swarm (deploy/swarm; README "Beyond one host") --------------------
+STACK           ?= praxis
+SWARM           := STACK=$(STACK) IMAGE=$(IMAGE) PRAXIS_API_PORT=$(PRAXIS_API_PORT) WAIT_TIMEOUT=$(WAIT_TIMEOUT) PY=$(VPY) deploy/swarm/swarm.sh
+.PHONY: swarm-up swarm-scale swarm-status swarm-down
+
+swarm-up: image $(VENV_STAMP) ## Swarm: init a single-node swarm if none, deploy the stack, wait healthy
+	$(SWARM) up
+
+swarm-scale: $(VENV_STAMP) ## Swarm: run N generic workers: make swarm-scale N=6
+	$(SWARM) scale $(N)
+
+swarm-status: $(VENV_STAMP) ## Swarm: services and the orchestrator's peers
+	@$(SWARM) status
+
+swarm-down: ## Swarm: remove the stack; leave the swarm only if swarm-up created it
+	$(SWARM) down

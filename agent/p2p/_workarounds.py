@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable
+import socket
 from typing import Any
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "limit_pending_handshakes",
     "observe_frames",
     "own_ping_handler",
+    "multicast_from_own_interface_only",
 ]
 
 log = logging.getLogger("agent.p2p")
@@ -217,3 +219,19 @@ def _hook_yamux_reads(yamux: Any) -> None:
 
     read_exactly._praxis_observed = True  # type: ignore[attr-defined]
     yamux.read_exactly = read_exactly
+
+
+def multicast_from_own_interface_only(zc: Any) -> None:
+    """python-zeroconf 0.150: a Zeroconf bound to one interface still hears
+    multicast from every interface (its listen socket is bound to
+    0.0.0.0:5353 and Linux's IP_MULTICAST_ALL defaults to 1), so it answers
+    queries from other networks with this interface's address. Clearing
+    IP_MULTICAST_ALL makes the socket receive only the memberships it joined,
+    i.e. its own interface. The socket is reached through a private attribute
+    (_listen_transport); when that is missing nothing is changed (logged)."""
+    ip_multicast_all = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux value; absent elsewhere
+    try:
+        sock = zc.engine._listen_transport.transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_IP, ip_multicast_all, 0)
+    except Exception as e:  # noqa: BLE001 - best effort, see above
+        log.warning("mDNS: cannot restrict a responder to its interface (%s); it may answer other networks", e)

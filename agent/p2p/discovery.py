@@ -7,6 +7,7 @@ because that one opens every interface; ours binds only to
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import socket
@@ -21,11 +22,19 @@ import trio
 
 from .. import constants as C
 from ..keys import resolve_peer_id
+from . import _workarounds
 
 if TYPE_CHECKING:
     from .service import P2PService
 
-__all__ = ["Bootstrapper", "MdnsDiscovery", "local_ipv4_addresses", "parse_bootstrap_addr"]
+__all__ = [
+    "Bootstrapper",
+    "MdnsDiscovery",
+    "addresses_for_peer",
+    "interface_networks",
+    "local_ipv4_addresses",
+    "parse_bootstrap_addr",
+]
 
 log = logging.getLogger("agent.discovery")
 
@@ -54,6 +63,45 @@ def local_ipv4_addresses(include_loopback: bool = False) -> list[str]:
                     ips.append(ip.ip)
     # Non-loopback first: they are the ones another host can dial.
     return sorted(ips, key=lambda a: a.startswith("127."))
+
+
+def interface_networks() -> list[ipaddress.IPv4Interface]:
+    """This host's non-loopback IPv4 interfaces, each with its network prefix."""
+    out: list[ipaddress.IPv4Interface] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                out.append(ipaddress.IPv4Interface(f"{ip.ip}/{ip.network_prefix}"))
+    return out
+
+
+def _ip4_of(addr: str) -> ipaddress.IPv4Address | None:
+    parts = addr.split("/")
+    if len(parts) > 2 and parts[1] == "ip4":
+        try:
+            return ipaddress.IPv4Address(parts[2])
+        except ValueError:
+            return None
+    return None
+
+
+def addresses_for_peer(
+    addrs: list[str], peer_addrs: list[str], networks: list[ipaddress.IPv4Interface]
+) -> list[str]:
+    """The ones of our ``addrs`` that a peer seen at ``peer_addrs`` can dial.
+
+    A multi-homed agent (an orchestrator on two networks) listens on networks
+    the peer is not on; handing it those addresses makes it dial into a black
+    hole. When the peer sits on one of our networks, only our addresses on
+    that network are kept. When it is on none (routed, NATed) nothing can be
+    told, and all are kept.
+    """
+    peer_ips = [ip for ip in map(_ip4_of, peer_addrs) if ip is not None]
+    shared = [n.network for n in networks if any(ip in n.network for ip in peer_ips)]
+    if not shared:
+        return list(addrs)
+    kept = [a for a in addrs if (ip := _ip4_of(a)) is not None and any(ip in net for net in shared)]
+    return kept or list(addrs)
 
 
 def parse_bootstrap_addr(addr: str) -> tuple[str, str, int, str | None]:
@@ -193,31 +241,45 @@ class MdnsDiscovery:
         self._interfaces = interfaces
         self._on_found = on_found
         self._on_removed = on_removed
-        self._zc: Any = None
-        self._browser: Any = None
-        self._info: Any = None
+        self._instances: list[tuple[Any, Any]] = []  # (Zeroconf, ServiceInfo) per interface
+        self._browsers: list[Any] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
         from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
 
         if self._interfaces:
-            ips = list(self._interfaces)
-            zc = Zeroconf(interfaces=ips, ip_version=IPVersion.V4Only)
+            groups = [list(self._interfaces)]
         else:
-            ips = local_ipv4_addresses(include_loopback=False) or ["127.0.0.1"]
-            zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
-        info = ServiceInfo(
-            self.service_type,
-            f"{self._peer_id}.{self.service_type}",
-            addresses=[socket.inet_aton(ip) for ip in ips],
-            port=self._port,
-            properties=self._props,
-        )
+            # One responder per interface, each announcing only that
+            # interface's address: a multi-homed agent (an orchestrator on two
+            # networks) must not tell one network about an address on the
+            # other, which is unreachable from there. zeroconf answers with
+            # every address on every interface, hence separate instances.
+            groups = [[ip] for ip in local_ipv4_addresses(include_loopback=False)] or [["127.0.0.1"]]
+        instances = []
+        for ips in groups:
+            if self._interfaces or len(groups) > 1:
+                zc = Zeroconf(interfaces=ips, ip_version=IPVersion.V4Only)
+            else:
+                zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+            if len(groups) > 1:
+                _workarounds.multicast_from_own_interface_only(zc)
+            info = ServiceInfo(
+                self.service_type,
+                f"{self._peer_id}.{self.service_type}",
+                addresses=[socket.inet_aton(ip) for ip in ips],
+                port=self._port,
+                properties=self._props,
+            )
+            instances.append((zc, info))
         with self._lock:
-            self._zc, self._info = zc, info
-        zc.register_service(info)
-        self._browser = ServiceBrowser(zc, self.service_type, handlers=[self._on_change])
+            self._instances = instances
+        for zc, info in instances:
+            # The instances share one name (this PeerID): they must not see each
+            # other as a conflict.
+            zc.register_service(info, cooperating_responders=len(instances) > 1)
+            self._browsers.append(ServiceBrowser(zc, self.service_type, handlers=[self._on_change]))
 
     def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
         from zeroconf import ServiceStateChange
@@ -247,13 +309,12 @@ class MdnsDiscovery:
 
     def stop(self) -> None:
         with self._lock:
-            zc, info = self._zc, self._info
-            self._zc = None
-        if zc is None:
-            return
-        try:
-            if self._browser is not None:
-                self._browser.cancel()
-            zc.unregister_service(info)
-        finally:
-            zc.close()
+            instances, self._instances = self._instances, []
+        for browser in self._browsers:
+            browser.cancel()
+        self._browsers = []
+        for zc, info in instances:
+            try:
+                zc.unregister_service(info)
+            finally:
+                zc.close()

@@ -185,6 +185,7 @@ class P2PService:
                 self.host.set_handler(proto, self._stream_handler(endpoint))
         async with self.host.listening():
             self.cards.card = self.card_builder(self.listen_addrs) if self.card_builder else {}
+            self.cards.fixed_addresses = bool(self.p2p.announce_addresses)
             log.info(
                 "P2P host started: peer_id=%s listening=%s security=%s%s",
                 self.peer_id,
