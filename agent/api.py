@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import base58
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -314,7 +314,15 @@ def create_app(agent: "Agent") -> FastAPI:
 
     app.include_router(create_rpc_router(agent, require_token))  # /a2a, /mcp, agent card
 
-    @app.get("/metrics", responses={404: _err("metrics.enabled is false"), **_INTERNAL})
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            404: _err("metrics.enabled is false"),
+            **_INTERNAL,
+        },
+    )
     async def metrics() -> Response:
         if not agent.config.metrics.enabled:
             return error_response(PraxisError(E.NOT_FOUND, "metrics are disabled (metrics.enabled is false)"))
