@@ -50,7 +50,8 @@ def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
         "peer_id": rec.peer_id,
         "name": card.get("name") or rec.peer_id[:12],
         "role": rec.registry_role or card.get("role") or "unknown",
-        "state": getattr(rec, "state", None) or "connected",
+        # The peer table says alive/suspect; the page says connected/suspect/gone.
+        "state": {"alive": "connected", None: "connected"}.get(getattr(rec, "state", None), rec.state),
         "joined_via": getattr(rec, "joined_via", None),
         "rtt_ms": None if rec.rtt_ms is None else round(rec.rtt_ms, 2),
         "addrs": list(rec.addrs),
