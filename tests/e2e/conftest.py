@@ -61,6 +61,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 GENERIC_SERVICE = "worker"
 NAMED_WORKERS = ("worker-filesystem", "worker-analytics")
+AGENT_IMAGE = os.environ.get("IMAGE") or "praxis-agent:latest"
 
 T = TypeVar("T")
 
@@ -93,6 +94,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN0
     for name, secs, outcome in _TIMINGS:
         terminalreporter.write_line(f"{secs:7.1f}s  {name} {outcome}".rstrip())
     terminalreporter.write_line(f"{sum(t for _, t, _ in _TIMINGS):7.1f}s  total")
+
+
+# Scenarios that bring up a compose project of their own run first, before the
+# shared session cluster exists: one cluster at a time on the machine (the
+# idle session cluster would otherwise slow their start-up), and it does not
+# change what any scenario sees. Otherwise file order is kept.
+OWN_CLUSTER_FILES = ("test_networks.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):  # noqa: ANN001
+    here = Path(__file__).parent
+    e2e = [i for i, item in enumerate(items) if item.path.parent == here]
+    if not e2e:
+        return
+    first = [items[i] for i in e2e if items[i].path.name in OWN_CLUSTER_FILES]
+    rest = [items[i] for i in e2e if items[i].path.name not in OWN_CLUSTER_FILES]
+    for i, item in zip(e2e, first + rest):
+        items[i] = item
 
 
 # --- polling -------------------------------------------------------------------
@@ -339,7 +358,29 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest) -> Any:
+def agent_image() -> str:
+    """The agent image ($IMAGE, default praxis-agent:latest), built from this
+    checkout once per session (both compose files use it).
+
+    images/build-image.sh is idempotent: base image and wheel cache only when
+    missing/stale, and the docker build is cached (seconds when nothing
+    changed). PRAXIS_E2E_BUILD=0 uses the image as it is.
+    """
+    problem = _engine_problem()
+    if problem:
+        pytest.skip(problem)  # no engine: skip, in CI too
+    if os.environ.get("PRAXIS_E2E_BUILD", "1") != "0":
+        t0 = time.monotonic()
+        build = subprocess.run([str(REPO / "images" / "build-image.sh")], cwd=REPO, check=False,
+                               env={**os.environ, "IMAGE": AGENT_IMAGE})
+        if build.returncode != 0:
+            pytest.fail(f"images/build-image.sh failed ({build.returncode})", pytrace=False)
+        record_timing(f"image build ({AGENT_IMAGE})", time.monotonic() - t0)
+    return AGENT_IMAGE
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, agent_image: str) -> Any:
     problem = _engine_problem()
     if problem:
         pytest.skip(problem)  # no engine: skip, in CI too
@@ -350,15 +391,6 @@ def cluster(request: pytest.FixtureRequest) -> Any:
         _unavailable("testcontainers is not installed (pip install -e '.[test]')")
     import httpx
 
-    t0 = time.monotonic()
-    if os.environ.get("PRAXIS_E2E_BUILD", "1") != "0":
-        # Idempotent: base image and wheel cache only when missing/stale; the
-        # docker build itself is cached (about a second when nothing changed).
-        build = subprocess.run([str(REPO / "images" / "build-image.sh")], cwd=REPO, check=False)
-        if build.returncode != 0:
-            pytest.fail(f"images/build-image.sh failed ({build.returncode})", pytrace=False)
-        record_timing("image build (images/build-image.sh)", time.monotonic() - t0)
-
     project = f"praxis-e2e-{secrets.token_hex(4)}"
     port = _free_port()
     token = secrets.token_hex(16)
@@ -367,7 +399,8 @@ def cluster(request: pytest.FixtureRequest) -> Any:
         compose_file_name=[str(COMPOSE_FILE)],
         compose_cmd=compose_cmd,
         project_name=project,
-        env={"PRAXIS_API_PORT": str(port), "PRAXIS_API_TOKEN": token, "PRAXIS_API_BIND": "127.0.0.1"},
+        env={"PRAXIS_API_PORT": str(port), "PRAXIS_API_TOKEN": token, "PRAXIS_API_BIND": "127.0.0.1",
+             "IMAGE": agent_image},
     )
     log(f"compose: {shlex.join(compose_cmd)}  project: {project}  api: http://127.0.0.1:{port}")
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15.0)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import secrets
 import shlex
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,18 +21,16 @@ from typing import Any
 import pytest
 
 try:  # tests/e2e is not a package (no __init__.py): conftest is top-level
-    from .conftest import (PraxisCompose, _engine_problem, _unavailable, detect_compose, dump, log,
-                           record_timing, wait_for)
+    from .conftest import (PraxisCompose, _free_port, _unavailable, detect_compose, dump, log, record_timing,
+                           wait_for)
 except ImportError:
-    from conftest import (PraxisCompose, _engine_problem, _unavailable,  # type: ignore[no-redef]
+    from conftest import (PraxisCompose, _free_port, _unavailable,  # type: ignore[no-redef]
                           detect_compose, dump, log, record_timing, wait_for)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 HERE = Path(__file__).resolve().parent
 COMPOSE_FILE = HERE / "two-networks.yml"
-API_PORT = int(os.environ.get("PRAXIS_NETWORKS_API_PORT", "24001"))
-IMAGE = os.environ.get("PRAXIS_NETWORKS_IMAGE", os.environ.get("PRAXIS_SWARM_IMAGE", "praxis-agent:latest"))
 WORKERS = {"worker-a": "net_a", "worker-b": "net_b", "worker-b-mdns": "net_b", "worker-nat": "net_b"}
 NAT_ADDR = "/ip4/203.0.113.7/tcp/19000"
 
@@ -60,12 +56,12 @@ print(json.dumps(seen))
 
 
 class Nets:
-    def __init__(self, compose: Any, project: str) -> None:
+    def __init__(self, compose: Any, project: str, api_port: int) -> None:
         self.compose = compose
         self.project = project
         import httpx
 
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{API_PORT}", timeout=15.0)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=15.0)
 
     def container(self, service: str) -> Any:
         (c,) = self.compose.project_containers(service)
@@ -97,23 +93,17 @@ def _ips(addrs: list[str]) -> list[ipaddress.IPv4Address]:
 
 
 @pytest.fixture(scope="module")
-def nets(request: pytest.FixtureRequest) -> Any:
-    problem = _engine_problem()
-    if problem:
-        pytest.skip(problem)
+def nets(request: pytest.FixtureRequest, agent_image: str) -> Any:
     compose_cmd = detect_compose()
     if compose_cmd is None:
         _unavailable("neither `docker compose` nor `docker-compose` is installed")
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        t0 = time.monotonic()
-        build = subprocess.run([str(HERE.parents[1] / "images" / "build-image.sh")], env={**os.environ, "IMAGE": IMAGE})
-        if build.returncode != 0:
-            pytest.fail(f"images/build-image.sh failed ({build.returncode})", pytrace=False)
-        record_timing(f"two networks: image build ({IMAGE})", time.monotonic() - t0)
-    project = f"praxis-deploy-nets-{secrets.token_hex(3)}"
+    # A project name of the e2e family and a free loopback port: several
+    # checkouts may run this suite on one machine at the same time.
+    project = f"praxis-e2e-nets-{secrets.token_hex(3)}"
+    api_port = _free_port()
     compose = PraxisCompose(context=str(HERE), compose_file_name=[str(COMPOSE_FILE)], compose_cmd=compose_cmd,
-                            project_name=project, env={"PRAXIS_API_PORT": str(API_PORT), "PRAXIS_IMAGE": IMAGE})
-    n = Nets(compose, project)
+                            project_name=project, env={"PRAXIS_API_PORT": str(api_port), "PRAXIS_IMAGE": agent_image})
+    n = Nets(compose, project, api_port)
 
     def teardown() -> None:
         if request.session.testsfailed:
@@ -127,7 +117,7 @@ def nets(request: pytest.FixtureRequest) -> Any:
 
     request.addfinalizer(teardown)
     t0 = time.monotonic()
-    log(f"two networks: project {project}, image {IMAGE}, api 127.0.0.1:{API_PORT}")
+    log(f"two networks: project {project}, image {agent_image}, api 127.0.0.1:{api_port}")
     compose.start()
     record_timing("two networks: up + healthy", time.monotonic() - t0)
     return n
