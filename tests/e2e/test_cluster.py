@@ -176,11 +176,24 @@ def test_network_disconnect_and_reconnect(cluster: Cluster) -> None:
     before = cluster.wait_peers(present={name}, timeout=JOIN_TIMEOUT)[name]["peer_id"]
     others = expected_workers(cluster) - {name}
     net = cluster.compose.docker.networks.get(cluster.network)
+    # Compose gave the container DNS aliases on the network (its service name
+    # among them): a disconnect drops them and a plain connect does not bring
+    # them back, so Docker's DNS would no longer list it under "worker"
+    # (Prometheus finds the agents that way, test_monitoring.py).
+    victim.reload()
+    aliases = victim.attrs["NetworkSettings"]["Networks"][cluster.network]["Aliases"]
+    assert "worker" in aliases, aliases
     net.disconnect(victim)
     try:
         # It leaves; everybody else stays.
         cluster.wait_peers(present=others, absent={name}, timeout=LEAVE_TIMEOUT)
     finally:
-        net.connect(victim)
+        net.connect(victim, aliases=aliases)
     peers = cluster.wait_peers(present=others | {name}, timeout=JOIN_TIMEOUT)
     assert peers[name]["peer_id"] == before
+    # Back as it was: the service name resolves to it again.
+    victim.reload()
+    ip = victim.attrs["NetworkSettings"]["Networks"][cluster.network]["IPAddress"]
+    orch = cluster.container("orchestrator")
+    wait_for(lambda: ip in cluster.exec(orch, "getent", "ahostsv4", "worker").split(),
+             f"Docker DNS to list {ip} under the service name again", 30)
