@@ -303,7 +303,7 @@ def create_app(agent: "Agent") -> FastAPI:
         "/metrics",
         response_class=PlainTextResponse,
         responses={
-            200: {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}},
             404: _err("metrics.enabled is false"),
             **_INTERNAL,
         },

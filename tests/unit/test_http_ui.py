@@ -16,9 +16,10 @@ def _rec(pid: str, name: str, role: str = "worker", **extra) -> PeerRecord:
     return rec
 
 
-def test_peer_view_defaults_when_the_table_has_no_liveness_fields():
+def test_peer_view_of_a_fresh_record():
     v = peer_view(_rec("P1", "w1"), None)
-    assert v["state"] == "connected" and v["joined_via"] is None
+    # the table's "alive" is the page's "connected"
+    assert v["state"] == "connected" and v["joined_via"] == PeerRecord(peer_id="x").joined_via
     assert v["tools"] == ["describe", "echo"] and v["rtt_ms"] == 1.23 and v["name"] == "w1"
 
 
