@@ -346,7 +346,7 @@ def create_app(agent: "Agent") -> FastAPI:
             return error_response(PraxisError(E.NOT_FOUND, "metrics are disabled (metrics.enabled is false)"))
         return Response(agent.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(ui_router(agent))
+    app.include_router(ui_router(agent), responses=_INTERNAL)
     return app
 
 

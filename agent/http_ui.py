@@ -196,7 +196,7 @@ def ui_router(agent: "Agent") -> APIRouter:
     async def state() -> Response:
         return Response(snaps.get()[1], media_type="application/json")
 
-    @router.get("/ui/events")
+    @router.get("/ui/events", include_in_schema=False)  # a stream; /ui/state is its JSON twin
     async def events(request: Request) -> StreamingResponse:
         async def stream():
             yield f"retry: {RETRY_MS}\n\n"
