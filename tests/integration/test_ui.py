@@ -27,6 +27,9 @@ from .conftest import AgentProc, agent_sets, free_port, wait_for
 
 TOKEN = "ui-test-token-0123456789"
 WORKERS = ("worker-filesystem", "worker-analytics", "worker-1", "worker-2")
+# Five agents and a browser start together; on a loaded 2-core machine that
+# can take longer than conftest's default.
+START_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def ui_cluster(tmp_path_factory):
             procs[name] = AgentProc(config, agent_sets(name, root, p2p, api) + extra, root / f"{name}.log",
                                     env={"PRAXIS_API_TOKEN": ""})
         for p in procs.values():
-            p.wait_healthy()
+            p.wait_healthy(timeout=START_TIMEOUT)
         orch = procs["orchestrator"]
         wait_for(lambda: set(WORKERS) <= {p["name"] for p in orch.peers()}, what="every worker in /peers")
         yield procs
