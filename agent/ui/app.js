@@ -47,7 +47,7 @@ function renderGraph() {
     edges += `<line class="${esc(p.state)}" x1="0" y1="0" x2="${x.toFixed(1)}" y2="${y.toFixed(1)}"></line>`;
     if (labels) {
       const via = JOINED[p.joined_via] || "";
-      const rtt = p.rtt_ms == null ? "" : ms(p.rtt_ms) + " ms";
+      const rtt = p.rtt_ms == null || p.state === "gone" ? "" : ms(p.rtt_ms) + " ms";
       edges += `<text class="rtt" x="${(x * 0.55).toFixed(1)}" y="${(y * 0.55 - 3).toFixed(1)}">${esc([rtt, via].filter(Boolean).join(" · "))}</text>`;
     }
     const title = `${p.name} (${p.role}, ${p.state}${p.joined_via ? ", via " + p.joined_via : ""})`;
