@@ -10,9 +10,7 @@ anything unforeseen into a 500 ``internal`` answer with an incident id.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import math
 import re
 import time
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import base58
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,7 +27,7 @@ from . import errors as E
 from ._asgi import ContainErrors, LimitBody
 from .constants import HTTP_BODY_ENVELOPE
 from .errors import CallTimeout, PraxisError, Unavailable, error_body, http_status, internal
-from .messages import INVALID_REQUEST, PARSE_ERROR, rpc_error
+from .http_rpc import create_rpc_router
 from .http_ui import ui_router
 from .metrics import CONTENT_TYPE_LATEST
 from .p2p._bridge import LoopGone
@@ -272,7 +270,6 @@ def create_app(agent: "Agent") -> FastAPI:
         return [rec.public() for rec in agent.service.peers.with_cards()]
 
     @app.get("/card", responses={503: _err("P2P host not started"), **_INTERNAL})
-    @app.get("/.well-known/agent-card.json", responses={503: _err("P2P host not started"), **_INTERNAL})
     async def card() -> JSONResponse:
         if not agent.service.card:
             return error_response(Unavailable("P2P host not started"))
@@ -315,38 +312,23 @@ def create_app(agent: "Agent") -> FastAPI:
         agent.metrics.latency.labels("http_invoke", "http").observe(time.perf_counter() - t0)
         return response
 
-    async def _jsonrpc(request: Request, dispatcher: Any, proto: str) -> Response:
-        raw = await request.body()
-        try:
-            obj = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as e:
-            return JSONResponse(rpc_error(None, PARSE_ERROR, f"invalid JSON: {e}"))
-        if not isinstance(obj, dict):
-            return JSONResponse(rpc_error(None, INVALID_REQUEST, "expected a JSON object"))
-        t0 = time.perf_counter()
-        answer = await dispatcher.handle(obj)
-        outcome = "error" if answer and "error" in answer else "ok"
-        agent.metrics.requests.labels(proto, "http", outcome).inc()
-        agent.metrics.latency.labels(proto, "http").observe(time.perf_counter() - t0)
-        if answer is None:
-            return Response(status_code=204)
-        return JSONResponse(answer)
+    app.include_router(create_rpc_router(agent, require_token))  # /a2a, /mcp, agent card
 
-    @app.post("/a2a", dependencies=[Depends(require_token)])
-    async def a2a(request: Request) -> Response:
-        return await _jsonrpc(request, agent.http_a2a, "a2a")
-
-    @app.post("/mcp", dependencies=[Depends(require_token)])
-    async def mcp(request: Request) -> Response:
-        return await _jsonrpc(request, agent.http_mcp, "mcp")
-
-    @app.get("/metrics", responses={404: _err("metrics.enabled is false"), **_INTERNAL})
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            404: _err("metrics.enabled is false"),
+            **_INTERNAL,
+        },
+    )
     async def metrics() -> Response:
         if not agent.config.metrics.enabled:
             return error_response(PraxisError(E.NOT_FOUND, "metrics are disabled (metrics.enabled is false)"))
         return Response(agent.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(ui_router(agent), responses=_INTERNAL)
+    app.include_router(ui_router(agent))
     return app
 
 

@@ -49,6 +49,7 @@ class Metrics:
             "praxis_discovery_events_total", "Discovery events by source and event", ["source", "event"], registry=r
         )
         self.refused = Counter("praxis_refused_peers_total", "Peers or requests refused, by reason", ["reason"], registry=r)
+        self.peer_drops = Counter("praxis_peer_drops_total", "Peers dropped from the peer table, by reason", ["reason"], registry=r)
         self.cards = Counter("praxis_cards_exchanged_total", "Card exchanges by outcome", ["outcome"], registry=r)
 
     def describe_agent(self, name: str, role: str, peer_id: str, version: str,

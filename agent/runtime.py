@@ -18,7 +18,7 @@ from .card import build_card
 from .config import Config
 from .constants import EXIT_P2P_DIED, FAILURE_EXIT_GRACE
 from .execution import ToolExecutor
-from .keys import PeerRegistry, load_or_create_seed, peer_id_from_seed, publish_public_entry
+from .keys import PeerRegistry, node_seed, peer_id_from_seed, publish_public_entry
 from .metrics import Metrics
 from .p2p.discovery import local_ipv4_addresses
 from .p2p.service import P2PService
@@ -42,7 +42,7 @@ class Agent:
         self.config = config
         p2p = config.p2p
         self.metrics = Metrics()
-        self.seed = load_or_create_seed(p2p.keystore_path)
+        self.seed = node_seed(p2p.keystore_path, p2p.identity_secret_file, config.agent.name)
         self.peer_id = peer_id_from_seed(self.seed)
         max_payload = max(1024, p2p.max_message_size - ENVELOPE_ROOM)
         self.tools = build_registry(

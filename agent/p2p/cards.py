@@ -22,6 +22,7 @@ from ..keys import PeerRegistry
 from ..messages import ProtocolError, validate_card
 from ..metrics import Metrics
 from ._streams import FramedStream
+from .discovery import addresses_for_peer, interface_networks
 from .peers import PeerTable
 
 __all__ = ["CardExchange"]
@@ -46,11 +47,34 @@ class CardExchange:
         self.registry = registry
         self.metrics = metrics
         self.card: dict[str, Any] = {}
+        # True when p2p.announce_addresses is set: the card is sent as configured.
+        self.fixed_addresses = False
         self._limit = limit
         self._allowed = allowed_peer_types
         self._open = open_stream
         self._refuse = refuse
         self._events: dict[str, trio.Event] = {}
+
+    def card_for(self, peer_id: str) -> dict[str, Any]:
+        """Our card as ``peer_id`` gets it: only our addresses it can reach.
+
+        A multi-homed agent listens on networks the peer is not on (see
+        discovery.addresses_for_peer); configured announce_addresses are sent
+        as they are.
+        """
+        addrs = self.card.get("addresses") or []
+        rec = self.peers.get(peer_id)
+        if self.fixed_addresses or rec is None or len(addrs) < 2:
+            return self.card
+        kept = addresses_for_peer(addrs, rec.addrs, interface_networks())
+        if kept == addrs:
+            return self.card
+        card = {**self.card, "addresses": kept}
+        # The API URL names one of our IPs too: keep it on the peer's network.
+        url = str(card.get("url", ""))
+        if url.startswith("http://") and not any(f"//{a.split('/')[2]}:" in url for a in kept):
+            card["url"] = f"http://{kept[0].split('/')[2]}:{url.rsplit(':', 1)[-1]}"
+        return card
 
     async def wait_card(self, peer_id: str) -> None:
         rec = self.peers.get(peer_id)
@@ -123,7 +147,7 @@ class CardExchange:
             self.metrics.streams.labels(C.CARD_PROTOCOL, "out").inc()
             fs = FramedStream(stream, self._limit, self.metrics.count_bytes)
             try:
-                await fs.write_json(self.card)
+                await fs.write_json(self.card_for(peer_id))
                 card = await fs.read_json()
             except BaseException:
                 await fs.reset()
@@ -144,7 +168,7 @@ class CardExchange:
                 if card is None:
                     return
                 self.store(peer_id, card)
-                await fs.write_json(self.card)
+                await fs.write_json(self.card_for(peer_id))
             await fs.close()
         except Exception as e:  # noqa: BLE001 - this stream only
             self.metrics.cards.labels("error").inc()

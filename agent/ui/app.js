@@ -69,7 +69,7 @@ function statsCells(s) {
 }
 
 function peerRow(p) {
-  const since = p.state === "gone" ? `gone ${ago(p.gone_at)} ago` : `<span class="since" data-t="${p.connected_since}">${ago(p.connected_since)}</span>`;
+  const since = p.state === "gone" ? `gone ${ago(p.gone_at)} ago` + (p.reason ? ` <small>(${esc(p.reason)})</small>` : "") : `<span class="since" data-t="${p.connected_since}">${ago(p.connected_since)}</span>`;
   return `<tr class="${esc(p.state)}" data-peer-id="${esc(p.peer_id)}" data-name="${esc(p.name)}" data-state="${esc(p.state)}">` +
     `<td>${esc(p.name)}<br><small>${esc(p.role)}</small></td><td class="state ${esc(p.state)}">${esc(p.state)}</td>` +
     `<td><span class="pid" title="click to copy ${esc(p.peer_id)}" data-copy="${esc(p.peer_id)}">${esc(shortId(p.peer_id))}</span></td>` +

@@ -139,7 +139,7 @@ def test_register_rejects_duplicates_and_bad_schemas():
 
 def test_describe_uses_mcp_names(tmp_path):
     reg = _build(tmp_path, ["system"])
-    (desc,) = reg.describe_all()
+    desc = reg.describe_all()[0]
     assert set(desc) == {"name", "description", "inputSchema"}
     assert desc["name"] == "echo"
     assert desc["inputSchema"]["type"] == "object"
