@@ -173,8 +173,11 @@ LIVENESS_MAX_HEALTH_MULTIPLIER = 4
 LIVENESS_RTT_ALPHA = 0.125
 LIVENESS_RTT_BETA = 0.25
 LIVENESS_RTT_K = 4.0
-# Recently departed peers kept for the UI (name, peer_id, when, reason).
+# Recently departed peers kept for the UI (name, peer_id, when, reason, ...).
 GONE_LIST_SIZE = 32
+# The page shows a departed peer, greyed as "gone", this long: time to notice
+# what left and why, short enough that a replaced worker does not linger.
+GONE_KEEP_S = 300.0
 
 # --- start storm ---------------------------------------------------------------
 # A worker waits U(0, this) before its first bootstrap dial, so N workers

@@ -1,7 +1,7 @@
 """The live cluster page: ``GET /ui``, its assets, ``/ui/state`` and the
 server-sent event stream ``/ui/events``.
 
-The page state is built by pure functions (:func:`page_state`, :class:`GoneTracker`)
+The page state is built by pure functions (:func:`page_state`, :func:`gone_view`)
 from what the agent already holds: the peer table, the activity record and the
 A2A task store.  One snapshot per agent is cached for :data:`SNAPSHOT_TTL_S` so
 any number of open pages cost one build per tick.  Every asset is shipped in the
@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from .constants import GONE_KEEP_S
+
 if TYPE_CHECKING:
     from .runtime import Agent
 
-__all__ = ["ui_router", "page_state", "GoneTracker", "peer_view"]
+__all__ = ["ui_router", "page_state", "gone_view", "peer_view"]
 
 # How often an open stream looks for a change: the page promises updates
 # within 2 s, so half a second leaves room for a slow, busy machine.
@@ -34,8 +36,6 @@ SNAPSHOT_TTL_S = 0.4
 KEEPALIVE_S = 15.0
 # EventSource reconnects after this many ms once the agent is back.
 RETRY_MS = 1000
-# Peers that left stay on the page, greyed as "gone", for this long.
-GONE_KEEP_S = 300.0
 # Recent A2A tasks shown.
 RECENT_TASKS = 20
 
@@ -62,42 +62,25 @@ def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-class GoneTracker:
-    """Peers that left, kept on the page for :data:`GONE_KEEP_S`.
-
-    Two sources: a peer this page saw that is no longer in the table (with its
-    role and tools), and the peer table's own recently-gone list (``{"peer_id",
-    "name", "when", "reason"}``), which also knows peers that left while no
-    page was watching, and why."""
-
-    def __init__(self, keep_s: float = GONE_KEEP_S) -> None:
-        self._keep_s = keep_s
-        self._last: dict[str, dict[str, Any]] = {}
-        self._gone: dict[str, dict[str, Any]] = {}
-
-    def update(self, current: list[dict[str, Any]], now: float,
-               reported: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-        ids = {p["peer_id"] for p in current}
-        for pid, view in self._last.items():
-            if pid not in ids and pid not in self._gone:
-                self._gone[pid] = {**view, "state": "gone", "gone_at": round(now, 3), "stats": None}
-        for entry in reported:
-            pid, when = entry.get("peer_id"), _epoch(entry.get("when"))
-            if not pid or pid in ids or when is None or now - when > self._keep_s:
-                continue
-            if pid not in self._gone:
-                self._gone[pid] = {
-                    "peer_id": pid, "name": entry.get("name") or pid[:12], "role": "unknown", "state": "gone",
-                    "joined_via": None, "rtt_ms": None, "addrs": [], "tools": [], "connected_since": None,
-                    "stats": None, "gone_at": when,
-                }
-            self._gone[pid].setdefault("reason", entry.get("reason"))
-        for pid in ids:
-            self._gone.pop(pid, None)
-        for pid in [p for p, v in self._gone.items() if now - v["gone_at"] > self._keep_s]:
-            del self._gone[pid]
-        self._last = {p["peer_id"]: p for p in current}
-        return sorted(self._gone.values(), key=lambda v: -v["gone_at"])
+def gone_view(reported: list[dict[str, Any]], current: set[str], now: float,
+              keep_s: float = GONE_KEEP_S) -> list[dict[str, Any]]:
+    """Peers that left, as the page shows them for ``keep_s``: the peer table's
+    recently-gone list (newest first; filled on every drop, with its reason),
+    less peers that are back (``current``) and departures older than ``keep_s``."""
+    out: list[dict[str, Any]] = []
+    seen = set(current)
+    for entry in reported:
+        pid, when = entry.get("peer_id"), _epoch(entry.get("when"))
+        if not pid or pid in seen or when is None or now - when > keep_s:
+            continue
+        seen.add(pid)  # a peer that left twice: its newest departure only
+        out.append({
+            "peer_id": pid, "name": entry.get("name") or pid[:12], "role": entry.get("role") or "unknown",
+            "state": "gone", "joined_via": entry.get("joined_via"), "rtt_ms": None,
+            "addrs": list(entry.get("addrs") or []), "tools": list(entry.get("tools") or []),
+            "connected_since": None, "stats": None, "gone_at": when, "reason": entry.get("reason"),
+        })
+    return sorted(out, key=lambda v: -v["gone_at"])
 
 
 def _epoch(iso: Any) -> float | None:
@@ -151,7 +134,6 @@ class _Snapshots:
 
     def __init__(self, agent: "Agent") -> None:
         self._agent = agent
-        self._gone = GoneTracker()
         self._at = 0.0
         self._state: dict[str, Any] = {}
         self._json = ""
@@ -162,8 +144,7 @@ class _Snapshots:
         activity = getattr(a, "activity", None)
         stats = activity.per_peer() if activity is not None else {}
         peers = [peer_view(r, stats.get(r.peer_id)) for r in svc.peers.with_cards()]
-        table_gone = getattr(svc.peers, "gone", None)
-        gone = self._gone.update(peers, time.time(), table_gone() if callable(table_gone) else [])
+        gone = gone_view(svc.peers.gone(), {p["peer_id"] for p in peers}, time.time())
         me = {
             "peer_id": svc.peer_id,
             "name": a.config.agent.name,

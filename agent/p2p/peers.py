@@ -83,6 +83,11 @@ class PeerTable:
                     "peer_id": peer_id,
                     "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "reason": reason,
+                    # What the page still shows of a gone peer.
+                    "role": rec.registry_role or rec.card.get("role"),
+                    "tools": sorted(rec.tool_names()),
+                    "addrs": list(rec.addrs),
+                    "joined_via": rec.joined_via,
                 })
             return rec
 
