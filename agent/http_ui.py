@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from .constants import GONE_KEEP_S
+from .errors import NOT_FOUND, PraxisError, error_body, http_status
 
 if TYPE_CHECKING:
     from .runtime import Agent
@@ -197,7 +198,8 @@ def ui_router(agent: "Agent") -> APIRouter:
     async def asset(name: str) -> Response:
         media = _ASSETS.get(name)
         if media is None:
-            return JSONResponse({"error": {"code": "not_found", "message": f"no asset '{name}' in /ui/static"}}, 404)
+            err = PraxisError(NOT_FOUND, f"no asset '{name}' in /ui/static")
+            return JSONResponse(error_body(err), http_status(err))
         return Response(_asset(name), media_type=media, headers={"Cache-Control": "max-age=300"})
 
     @router.get("/ui/state")
