@@ -18,9 +18,6 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "INVALID_PARAMS",
     "INTERNAL_ERROR",
-    "TASK_NOT_FOUND",
-    "TASK_NOT_CANCELABLE",
-    "FORBIDDEN",
     "dumps",
     "loads_object",
     "parse_tool_request",
@@ -39,11 +36,6 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-# A2A error codes.
-TASK_NOT_FOUND = -32001
-TASK_NOT_CANCELABLE = -32002
-# Ours, in the implementation-defined server-error range: caller not authorised.
-FORBIDDEN = -32010
 
 
 class ProtocolError(Exception):
