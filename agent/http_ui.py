@@ -3,7 +3,7 @@ server-sent event stream ``/ui/events``.
 
 The page state is built by pure functions (:func:`page_state`, :func:`gone_view`)
 from what the agent already holds: the peer table, the activity record and the
-A2A task store.  One snapshot per agent is cached for :data:`SNAPSHOT_TTL_S` so
+A2A task store.  One snapshot per agent is cached for ``constants.UI_SNAPSHOT_TTL_S`` so
 any number of open pages cost one build per tick.  Every asset is shipped in the
 package (``agent/ui/``): the cluster has no internet.
 """
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from .constants import GONE_KEEP_S
+from .constants import GONE_KEEP_S, SSE_KEEPALIVE_S, UI_SNAPSHOT_TTL_S, UI_SSE_RETRY_MS, UI_STREAM_TICK_S
 from .errors import NOT_FOUND, PraxisError, error_body, http_status
 
 if TYPE_CHECKING:
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ui_router", "page_state", "gone_view", "peer_view"]
 
-# How often an open stream looks for a change: the page promises updates
-# within 2 s, so half a second leaves room for a slow, busy machine.
-STREAM_TICK_S = 0.5
-# A snapshot is reused for this long by every open page (and /ui/state).
-SNAPSHOT_TTL_S = 0.4
-# An idle stream sends a comment this often so proxies and the browser see it alive.
-KEEPALIVE_S = 15.0
-# EventSource reconnects after this many ms once the agent is back.
-RETRY_MS = 1000
 # Recent A2A tasks shown.
 RECENT_TASKS = 20
 
@@ -131,7 +122,7 @@ def _recent_tasks(store: Any, n: int = RECENT_TASKS) -> list[dict[str, Any]]:
 
 
 class _Snapshots:
-    """The agent's page state, rebuilt at most every :data:`SNAPSHOT_TTL_S`."""
+    """The agent's page state, rebuilt at most every ``constants.UI_SNAPSHOT_TTL_S``."""
 
     def __init__(self, agent: "Agent") -> None:
         self._agent = agent
@@ -167,7 +158,7 @@ class _Snapshots:
 
     def get(self) -> tuple[dict[str, Any], str]:
         now = time.monotonic()
-        if not self._json or now - self._at >= SNAPSHOT_TTL_S:
+        if not self._json or now - self._at >= UI_SNAPSHOT_TTL_S:
             self._state = self._build()
             self._json = json.dumps(self._state, separators=(",", ":"), ensure_ascii=False)
             self._at = now
@@ -211,7 +202,7 @@ def ui_router(agent: "Agent") -> APIRouter:
     @router.get("/ui/events", include_in_schema=False)
     async def events(request: Request) -> StreamingResponse:
         async def stream():
-            yield f"retry: {RETRY_MS}\n\n"
+            yield f"retry: {UI_SSE_RETRY_MS}\n\n"
             last, quiet_since = "", time.monotonic()
             # Ends when the P2P side stops, so an open page never holds up shutdown.
             while agent.service.state == "running" and not await request.is_disconnected():
@@ -219,10 +210,10 @@ def ui_router(agent: "Agent") -> APIRouter:
                 if body != last:
                     yield f"event: state\ndata: {body}\n\n"
                     last, quiet_since = body, time.monotonic()
-                elif time.monotonic() - quiet_since > KEEPALIVE_S:
+                elif time.monotonic() - quiet_since > SSE_KEEPALIVE_S:
                     yield ": keepalive\n\n"
                     quiet_since = time.monotonic()
-                await asyncio.sleep(STREAM_TICK_S)
+                await asyncio.sleep(UI_STREAM_TICK_S)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

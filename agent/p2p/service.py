@@ -209,7 +209,7 @@ class P2PService:
     async def _shutdown(self) -> None:
         if self._mdns is not None:
             mdns, self._mdns = self._mdns, None
-            with trio.move_on_after(3):
+            with trio.move_on_after(C.MDNS_STOP_TIMEOUT):
                 await trio.to_thread.run_sync(mdns.stop, abandon_on_cancel=True)
         self.pool.close_all()
         await self.host.close()
