@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from .card import for_base_url
 from .constants import HTTP_BODY_ENVELOPE
 from .errors import BAD_REQUEST, TOO_LARGE, UNAVAILABLE, PraxisError, error_body, http_status, internal
-from .messages import INTERNAL_ERROR, rpc_error
+from .messages import INTERNAL_ERROR, dumps, rpc_error
 from .rpc import _jsonrpc
 from .rpc.mcp import PROTOCOL_VERSION_META
 
@@ -77,7 +77,7 @@ def _openapi(streams: bool) -> dict[str, Any]:
 def _dumps(answer: dict[str, Any]) -> bytes:
     """Encode an answer; one that cannot be (NaN, absurd nesting) becomes an error answer."""
     try:
-        return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return dumps(answer)
     except (ValueError, TypeError, RecursionError) as e:
         err = internal(e, "encoding a JSON-RPC answer")
         fallback = rpc_error(answer.get("id"), INTERNAL_ERROR, f"the answer cannot be encoded as JSON ({type(e).__name__}); {err.message}")

@@ -49,7 +49,12 @@ class ProtocolError(Exception):
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """``obj`` as compact UTF-8 JSON: the one encoder for the wire and HTTP answers.
+
+    ``allow_nan=False``: ``NaN``/``Infinity`` are not JSON, and a peer or an
+    HTTP client would choke on them; callers turn the ValueError into an error.
+    """
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def loads_object(data: bytes) -> dict[str, Any]:
