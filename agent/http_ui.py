@@ -109,16 +109,9 @@ def page_state(me: dict[str, Any], peers: list[dict[str, Any]], gone: list[dict[
 
 
 def _recent_tasks(store: Any, n: int = RECENT_TASKS) -> list[dict[str, Any]]:
-    recent = getattr(store, "recent", None)
-    if callable(recent):
-        return [task_view(t) for t in recent(n)]
-    # TaskStore has no listing yet: read its ordered dict under its own lock.
-    lock, tasks = getattr(store, "_lock", None), getattr(store, "_tasks", None)
-    if lock is None or tasks is None:
-        return []
-    with lock:
-        last = list(tasks.values())[-n:]
-    return [task_view(t) for t in reversed(last)]
+    """The newest ``n`` A2A tasks (TaskStore.list is newest first)."""
+    tasks, _, _ = store.list(page_size=n)
+    return [task_view(t) for t in tasks]
 
 
 class _Snapshots:

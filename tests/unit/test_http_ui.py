@@ -6,8 +6,9 @@ import json
 
 import time
 
-from agent.http_ui import gone_view, page_state, peer_view, render_page, task_view
+from agent.http_ui import _recent_tasks, gone_view, page_state, peer_view, render_page, task_view
 from agent.p2p.peers import PeerRecord, PeerTable
+from agent.rpc.tasks import TaskStore
 
 
 def _rec(pid: str, name: str, role: str = "worker", **extra) -> PeerRecord:
@@ -102,3 +103,10 @@ def test_gone_view_reads_the_peer_tables_entries_with_reasons_and_times():
     assert set(gone) == {"A", "B"}
     assert gone["A"]["reason"] == "ping timeout" and gone["A"]["tools"] == ["describe", "echo"]
     assert gone["B"] == {**gone["B"], "name": "b", "state": "gone", "reason": "disconnected", "gone_at": now - 120}
+
+
+def test_recent_tasks_come_from_the_task_store_newest_first():
+    store = TaskStore()
+    for tool in ("echo", "describe", "sleep"):
+        store.create({"role": "user", "messageId": tool, "parts": [{"kind": "data", "data": {"tool": tool}}]}, "ctx")
+    assert [t["tool"] for t in _recent_tasks(store, n=2)] == ["sleep", "describe"]
