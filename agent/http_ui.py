@@ -36,16 +36,15 @@ _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 
 # ------------------------------------------------------------------ page state
 def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
-    """One peer as the page shows it.  ``state``, ``joined_via`` and RTT come
-    from the peer table when it tracks them (connected/suspect, bootstrap/mdns/inbound)."""
+    """One connected peer as the page shows it (state connected/suspect,
+    joined_via bootstrap/mdns/inbound/dial, RTT from liveness)."""
     card = rec.card or {}
     return {
         "peer_id": rec.peer_id,
         "name": card.get("name") or rec.peer_id[:12],
         "role": rec.registry_role or card.get("role") or "unknown",
-        # The peer table says alive/suspect; the page says connected/suspect/gone.
-        "state": {"alive": "connected", None: "connected"}.get(getattr(rec, "state", None), rec.state),
-        "joined_via": getattr(rec, "joined_via", None),
+        "state": rec.shown_state(),  # connected/suspect (gone peers: gone_view)
+        "joined_via": rec.joined_via,
         "rtt_ms": None if rec.rtt_ms is None else round(rec.rtt_ms, 2),
         "addrs": list(rec.addrs),
         "tools": sorted(t.get("name", "?") for t in card.get("tools", [])),

@@ -47,6 +47,10 @@ class PeerRecord:
             "card": card,
         }
 
+    def shown_state(self) -> str:
+        """The state users see (page, metrics): the table's "alive" is "connected"."""
+        return "connected" if self.state == "alive" else self.state
+
     def tool_names(self) -> set[str]:
         return {t["name"] for t in (self.card or {}).get("tools", [])}
 
