@@ -140,10 +140,8 @@ class TrioThread:
         return fut
 
     async def _run_into(self, fut: concurrent.futures.Future, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
-        # The future stays PENDING while the coroutine runs: a RUNNING
-        # concurrent future cannot be cancelled, so an asyncio caller that
-        # gives up (asyncio.wrap_future cancels it) would never reach _on_done.
-        if fut.cancelled():
+        # RUNNING from here: _CallFuture.cancel() then cancels the trio task.
+        if not fut.set_running_or_notify_cancel():
             return
         with trio.CancelScope() as scope:
             token = self._token
