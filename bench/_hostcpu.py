@@ -1,7 +1,7 @@
 """Where an idle cluster's CPU goes, read from the host: the whole machine
 (/proc/stat), the containers (their cgroups' CPU usage), the Docker daemon
-(dockerd, containerd, the per-container shims and what they reap: every
-healthcheck is a `docker exec` run by them), and each agent's RSS.
+(dockerd, containerd, the per-container shims; and the execs the shims
+run: every healthcheck is a `docker exec`), and each agent's RSS.
 
 Cheap on purpose: a few /proc and /sys reads, no `docker stats` (which itself
 costs the daemon CPU for every container).
@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["Snapshot", "snapshot", "delta", "agent_rss_mib", "container_cpu_s"]
 
 HZ = os.sysconf("SC_CLK_TCK")
-DAEMON_NAMES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy", "runc")
+DAEMON_NAMES = ("dockerd", "containerd", "docker-proxy", "fuse-overlayfs")  # + containerd-shim*
 
 
 def machine_busy_s() -> tuple[float, float]:
@@ -75,10 +75,28 @@ def agent_rss_mib(cid: str) -> float | None:
     return None if best is None else best / 1024
 
 
-def daemon_cpu_s() -> float:
-    """CPU seconds of the Docker daemon's processes, with the children they reaped
-    (runc for every exec/healthcheck)."""
-    total = 0
+def _shim_container(pid: str) -> str | None:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for i, a in enumerate(args[:-1]):
+        if a == b"-id":
+            return args[i + 1].decode()
+    return None
+
+
+def daemon_cpu_s(cids: set[str] | None = None) -> tuple[float, float]:
+    """(daemon, execs) CPU seconds so far.
+
+    daemon: dockerd, containerd (with what they reaped), docker-proxy,
+    fuse-overlayfs (the storage driver's FUSE servers, when used) and the
+    per-container shims' own time.  execs: what the shims reaped, i.e. runc
+    for every `docker exec` (healthchecks) plus the exec'd probe processes,
+    whose own CPU is also in their container's cgroup (so execs overlaps the
+    containers figure by the probes' share).  With ``cids``, only the shims of
+    those containers count (other containers and image builds have their own)."""
+    daemon = execs = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -87,11 +105,19 @@ def daemon_cpu_s() -> float:
         except OSError:
             continue
         name = raw[raw.find("(") + 1: raw.rfind(")")]
-        if name not in DAEMON_NAMES and not name.startswith("containerd-shim"):
+        shim = name.startswith("containerd-shim")
+        if name not in DAEMON_NAMES and not shim:
+            continue
+        if shim and cids is not None and _shim_container(entry.name) not in cids:
             continue
         f = raw[raw.rfind(")") + 2:].split()
-        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])  # utime stime cutime cstime
-    return total / HZ
+        own, reaped = int(f[11]) + int(f[12]), int(f[13]) + int(f[14])  # utime+stime, cutime+cstime
+        daemon += own
+        if shim:
+            execs += reaped
+        else:
+            daemon += reaped
+    return daemon / HZ, execs / HZ
 
 
 class Snapshot:
@@ -99,7 +125,7 @@ class Snapshot:
         self.t = time.monotonic()
         self.busy, self.total = machine_busy_s()
         self.containers = {cid: container_cpu_s(cid) for cid in cids}
-        self.daemon = daemon_cpu_s()
+        self.daemon, self.execs = daemon_cpu_s(set(cids))
 
 
 def snapshot(cids: list[str]) -> Snapshot:
@@ -114,12 +140,14 @@ def delta(a: Snapshot, b: Snapshot) -> dict[str, Any]:
     containers = sum(per)
     machine = b.busy - a.busy
     daemon = b.daemon - a.daemon
+    execs = b.execs - a.execs
     return {
         "seconds": round(wall, 1),
         "machine_cores": round(machine / wall, 3),
         "containers_cores": round(containers / wall, 3),
         "daemon_cores": round(daemon / wall, 3),
-        "other_cores": round((machine - containers - daemon) / wall, 3),
+        "execs_cores": round(execs / wall, 3),
+        "other_cores": round((machine - containers - daemon - execs) / wall, 3),
         "per_container_pct_mean": round(100 * containers / wall / len(per), 3) if per else None,
         "per_container_pct_max": round(100 * max(per) / wall, 3) if per else None,
         "containers": len(per),

@@ -279,7 +279,8 @@ def _measure(proj: Project, n: int, stable_s: float) -> dict[str, Any]:
     log(f"containers: N={n}: over the next {stable_s:g}s: lowest worker count {res['stable_min']}, "
         f"{res['drops']:g} live peers dropped ({res['drops_source']}); CPU in cores: machine "
         f"{cpu['machine_cores']}, containers {cpu['containers_cores']} (mean agent "
-        f"{cpu['per_container_pct_mean']} % of a core), Docker daemon {cpu['daemon_cores']}, other "
+        f"{cpu['per_container_pct_mean']} % of a core), Docker daemon {cpu['daemon_cores']}, execs "
+        f"{cpu['execs_cores']}, other "
         f"{cpu['other_cores']}; RSS per agent mean {res['rss_mean_mib']} MiB, max {res['rss_max_mib']} MiB")
 
     orch = _containers(proj.name, "orchestrator")
@@ -371,9 +372,11 @@ def run(ctx: Any) -> dict[str, Any]:
         rows.append(row(f"idle_machine_{key}", f"idle machine CPU, {cpu['containers']} containers (N={key})", "cores",
                         cpu["machine_cores"], target=("<=", 0.5),
                         note=f"containers {cpu['containers_cores']}, Docker daemon {cpu['daemon_cores']}, "
-                             f"rest of the machine {cpu['other_cores']}"))
-        rows.append(row(f"idle_daemon_{key}", f"idle Docker daemon CPU (dockerd, containerd, shims, execs) (N={key})",
+                             f"execs {cpu['execs_cores']}, rest of the machine {cpu['other_cores']}"))
+        rows.append(row(f"idle_daemon_{key}", f"idle Docker daemon CPU (dockerd, containerd, shims) (N={key})",
                         "cores", cpu["daemon_cores"]))
+        rows.append(row(f"idle_execs_{key}", f"idle docker-exec CPU (runc + healthcheck probes) (N={key})",
+                        "cores", cpu["execs_cores"]))
         rows.append(row(f"idle_containers_{key}", f"idle containers CPU, all {cpu['containers']} (N={key})", "cores",
                         cpu["containers_cores"]))
         rows.append(row(f"idle_agent_{key}", f"idle agent CPU, mean per container (N={key})", "% of a core",

@@ -238,7 +238,8 @@ def _against_n_plots(plt: Any, ready: dict[str, Any]) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, label in (("machine_cores", "whole machine"), ("containers_cores", "containers"),
-                       ("daemon_cores", "Docker daemon"), ("other_cores", "rest of the machine")):
+                       ("daemon_cores", "Docker daemon"), ("execs_cores", "docker execs (healthchecks)"),
+                       ("other_cores", "rest of the machine")):
         ax.plot(*series(lambda r, k=key: r["cpu"][k]), "o-", label=label)
     ax.axhline(0.5, color="red", linestyle=":", label="target: machine ≤ 0.5 core")
     save(fig, ax, "cpu", "cores", "idle CPU against N")

@@ -7,7 +7,15 @@ from __future__ import annotations
 import re
 import time
 
-from .conftest import GENERIC_SERVICE, log, wait_for
+import pytest
+
+try:
+    from .conftest import GENERIC_SERVICE, log, wait_for
+except ImportError:  # tests/e2e has no __init__.py: pytest imports conftest as a top-level module
+    from conftest import GENERIC_SERVICE, log, wait_for  # type: ignore[no-redef]
+
+# Covers the session fixture too when this file runs alone (image build, cluster start).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 SCALE_TO = 30
 WATCH_S = 30.0
