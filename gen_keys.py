@@ -3,6 +3,22 @@
 
     python gen_keys.py [NAME ...] [--keys-dir keys] [--force]
                        [--role NAME=ROLE ...] [--swarm-key]
+    python gen_keys.py --deploy-dir DIR [--workers N]
+
+``--deploy-dir DIR`` writes what Docker Swarm (``docker secret create`` /
+``docker config create``, or the stack file's ``file:`` entries) and
+Kubernetes (kustomize ``secretGenerator`` / ``configMapGenerator``) need:
+
+* ``DIR/orchestrator.secret``  private (0600): the orchestrator's identity
+  secret; only the orchestrator gets it;
+* ``DIR/worker.secret``        private (0600): the workers' identity secret;
+  worker ``NAME`` has seed HMAC(secret, NAME) (``p2p.identity_secret_file``);
+* ``DIR/orchestrator.peer.id`` public: the PeerID workers resolve
+  ``/dns4/orchestrator/tcp/9000`` with, and ``DIR/orchestrator.role``.
+
+Existing secrets are kept (same PeerIDs on every run); ``--force`` replaces
+them. ``--workers N`` also lists the PeerIDs of worker-1 .. worker-N (Swarm
+task slots) and worker-0 .. worker-(N-1) (StatefulSet pods).
 
 For each NAME: ``<keys-dir>/<NAME>/node.key`` is created if missing (never
 overwritten unless ``--force``, which rotates it to a new seed / new PeerID),
@@ -28,7 +44,9 @@ if _HERE not in sys.path:
 from agent.constants import ROLES, SWARM_KEY_FILE  # noqa: E402
 from agent.keys import (  # noqa: E402
     KeystoreError,
+    derive_seed,
     ensure_seed,
+    load_identity_secret,
     generate_swarm_key,
     load_swarm_key,
     peer_id_from_seed,
@@ -73,7 +91,69 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"also create <keys-dir>/{SWARM_KEY_FILE} (private network PSK) if missing",
     )
+    p.add_argument(
+        "--deploy-dir",
+        type=Path,
+        metavar="DIR",
+        help="write orchestrator/worker identity secrets and the orchestrator's "
+        "public peer.id/role for Docker Swarm and Kubernetes into DIR (instead of a keystore)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --deploy-dir: also list the PeerIDs of N derived worker identities",
+    )
     return p
+
+
+# Names written by --deploy-dir (deploy/swarm/stack.yml and deploy/k8s refer to them).
+DEPLOY_FILES = {
+    "orchestrator_secret": "orchestrator.secret",
+    "worker_secret": "worker.secret",
+    "orchestrator_peer_id": "orchestrator.peer.id",
+    "orchestrator_role": "orchestrator.role",
+}
+
+
+def _ensure_secret(path: Path, force: bool) -> tuple[bytes, str]:
+    """A 64-hex identity secret at ``path`` (0600); created unless present."""
+    if os.path.lexists(path) and not force:
+        return load_identity_secret(path), "existing"
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    status = "rotated" if os.path.lexists(path) else "created"
+    os.replace(tmp, path)
+    return load_identity_secret(path), status
+
+
+def _write_public(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    tmp.write_text(text, encoding="ascii")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def deploy_files(out: Path, force: bool, workers: int) -> list[tuple[str, str, str, str]]:
+    """Write the --deploy-dir files; rows for the table (name, role, peer_id, status)."""
+    out.mkdir(parents=True, exist_ok=True)
+    orch_secret, orch_status = _ensure_secret(out / DEPLOY_FILES["orchestrator_secret"], force)
+    worker_secret, worker_status = _ensure_secret(out / DEPLOY_FILES["worker_secret"], force)
+    orch_id = peer_id_from_seed(derive_seed(orch_secret, "orchestrator"))
+    _write_public(out / DEPLOY_FILES["orchestrator_peer_id"], orch_id + "\n")
+    _write_public(out / DEPLOY_FILES["orchestrator_role"], "orchestrator\n")
+    rows = [("orchestrator", "orchestrator", orch_id, orch_status)]
+    names = [f"worker-{i}" for i in range(0, workers + 1)] if workers else []
+    for name in names:
+        rows.append((name, "worker", peer_id_from_seed(derive_seed(worker_secret, name)), worker_status))
+    return rows
 
 
 def _parse_roles(parser: argparse.ArgumentParser, specs: list[str], names: list[str]) -> dict[str, str]:
@@ -127,6 +207,21 @@ def main(argv: list[str] | None = None) -> int:
         roles = _parse_roles(parser, args.role, names)
     except SystemExit as exc:  # argparse: --help (0) or usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else 2
+
+    if args.deploy_dir is not None:
+        if args.names or args.role or args.swarm_key:
+            print("error: --deploy-dir takes no NAME, --role or --swarm-key", file=sys.stderr)
+            return 2
+        if args.workers < 0:
+            print("error: --workers must be 0 or more", file=sys.stderr)
+            return 2
+        try:
+            rows = deploy_files(args.deploy_dir, args.force, args.workers)
+        except (KeystoreError, OSError, ValueError) as exc:
+            print(f"error: {args.deploy_dir}: {exc}", file=sys.stderr)
+            return 2
+        print(_format_table(rows))
+        return 0
 
     keys_dir: Path = args.keys_dir
     rows: list[tuple[str, str, str, str]] = []

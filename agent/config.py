@@ -361,6 +361,11 @@ class P2PConfig(_Model):
         default=None,
         description="directory of other agents' peer.id files; None = parent of keystore_path",
     )
+    identity_secret_file: OptPath = Field(
+        default=None,
+        description="file with a cluster secret; set = seed is HMAC(secret, agent.name) "
+        "instead of keystore_path/node.key (per task slot / per pod identities)",
+    )
     publish_peer_id: bool = True
     peer_discovery: bool = Field(default=True, description="mDNS discovery")
     mdns_service: str = DEFAULT_MDNS_SERVICE

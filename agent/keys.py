@@ -26,6 +26,8 @@ Guarantees
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -64,6 +66,10 @@ __all__ = [
     "PeerRegistry",
     "load_swarm_key",
     "generate_swarm_key",
+    "IDENTITY_SECRET_MIN",
+    "load_identity_secret",
+    "derive_seed",
+    "node_seed",
 ]
 
 logger = logging.getLogger("agent.keys")
@@ -667,3 +673,69 @@ def generate_swarm_key(root: Path) -> Path:
     if not _create_exclusive_atomic(path, content, 0o600):
         raise FileExistsError(errno.EEXIST, "swarm key already exists, refusing to overwrite", str(path))
     return path
+
+
+# --------------------------------------------------------------------------- #
+# derived identities (Swarm task slots, Kubernetes StatefulSet pods)
+# --------------------------------------------------------------------------- #
+#: Shortest accepted identity secret: 128 bits, below that a seed could be guessed.
+IDENTITY_SECRET_MIN = 16
+_MAX_IDENTITY_SECRET_FILE = 4096
+# Domain separation: the same secret used for anything else never yields a node seed.
+_SEED_CONTEXT = b"praxis/node-seed/v1\x00"
+
+
+def load_identity_secret(path: Path) -> bytes:
+    """The bytes of an identity secret file (trailing newline dropped).
+
+    Group read is accepted, unlike ``node.key``: Kubernetes mounts Secret files
+    group-readable for ``fsGroup`` (0440) and offers no per-file owner, so the
+    agent user can only read them through its group. Access by others is not.
+    """
+    path = Path(path)
+    try:
+        data = _read_regular_file(path, "identity secret ", _MAX_IDENTITY_SECRET_FILE, check_mode=False)
+    except FileNotFoundError as exc:
+        raise KeystoreError(f"{LOAD_ERROR_PREFIX}identity secret {path} does not exist") from exc
+    if _CHECK_MODES:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError as exc:
+            raise KeystoreError(f"{LOAD_ERROR_PREFIX}identity secret {path} cannot be read: {exc}") from exc
+        if mode & 0o007:
+            raise KeystoreError(
+                f"{LOAD_ERROR_PREFIX}identity secret {path} has mode {mode:04o}, it must not be "
+                f"accessible by others (expected 0400, 0440 or stricter)"
+            )
+    if len(data) > _MAX_IDENTITY_SECRET_FILE:
+        raise KeystoreError(
+            f"{LOAD_ERROR_PREFIX}identity secret {path} is larger than {_MAX_IDENTITY_SECRET_FILE} bytes"
+        )
+    data = data.rstrip(b"\r\n")
+    if len(data) < IDENTITY_SECRET_MIN:
+        raise KeystoreError(
+            f"{LOAD_ERROR_PREFIX}identity secret {path} is {len(data)} bytes, "
+            f"expected at least {IDENTITY_SECRET_MIN}"
+        )
+    return data
+
+
+def derive_seed(secret: bytes, name: str) -> bytes:
+    """The Ed25519 seed of agent ``name``: HMAC-SHA256(secret, context + name).
+
+    Deterministic, so a rescheduled Swarm task or Kubernetes pod with the same
+    name (``worker-<slot>``, ``worker-<ordinal>``) gets the same PeerID without
+    any volume; different names give unrelated keys.
+    """
+    if len(secret) < IDENTITY_SECRET_MIN:
+        raise ValueError(f"identity secret must be at least {IDENTITY_SECRET_MIN} bytes")
+    validate_entry_name(name)
+    return hmac.new(bytes(secret), _SEED_CONTEXT + name.encode("ascii"), hashlib.sha256).digest()
+
+
+def node_seed(keystore_path: Path, identity_secret_file: Path | None, name: str) -> bytes:
+    """This agent's seed: derived from the identity secret when one is configured,
+    else ``<keystore_path>/node.key`` (created if absent)."""
+    if identity_secret_file is None:
+        return load_or_create_seed(keystore_path)
+    return derive_seed(load_identity_secret(identity_secret_file), name)

@@ -10,11 +10,14 @@ import threading
 import time
 from typing import Any
 
+from .activity import Activity
 from .api import create_app
 from .card import build_card
 from .config import Config
+from .constants import EXIT_P2P_DIED, FAILURE_EXIT_GRACE
+from .execution import ToolExecutor
 from .http_server import QuietServer, build_server
-from .keys import PeerRegistry, load_or_create_seed, peer_id_from_seed, publish_public_entry
+from .keys import PeerRegistry, node_seed, peer_id_from_seed, publish_public_entry
 from .metrics import Metrics
 from .p2p.discovery import local_ipv4_addresses
 from .p2p.service import P2PService
@@ -38,7 +41,7 @@ class Agent:
         self.config = config
         p2p = config.p2p
         self.metrics = Metrics()
-        self.seed = load_or_create_seed(p2p.keystore_path)
+        self.seed = node_seed(p2p.keystore_path, p2p.identity_secret_file, config.agent.name)
         self.peer_id = peer_id_from_seed(self.seed)
         max_payload = max(1024, p2p.max_message_size - ENVELOPE_ROOM)
         self.tools = build_registry(
@@ -49,9 +52,16 @@ class Agent:
         )
         self.registry = PeerRegistry(p2p.effective_keystore_root)
         self.tasks = TaskStore()
-        self.service = P2PService(config, self.seed, self.tools, self.registry, self.metrics, self.tasks)
+        # One local execution path: the P2P handlers and the HTTP router share it.
+        self.executor = ToolExecutor(self.tools, config.tools.call_timeout)
+        self.service = P2PService(
+            config, self.seed, self.tools, self.registry, self.metrics, self.tasks, executor=self.executor
+        )
         self.service.card_builder = self._card
-        self.router = ToolRouter(self.service, self.tools, config.tools.call_timeout)
+        self.metrics.describe_agent(config.agent.name, config.agent.role, self.peer_id, config.agent.version,
+                                    self.service.peers.with_cards)
+        self.router = ToolRouter(self.service, self.executor, config.tools.call_timeout)
+        self.activity = self.router.activity = Activity()  # fed by routing's @recorded, read by /ui
         self.http_mcp = McpDispatcher(
             config.agent.name, config.agent.version, self.router.list_tools, self._invoke_routed
         )
@@ -136,6 +146,10 @@ class Agent:
             log.error("HTTP API could not start on %s:%d", self.config.api.host, self.config.api.port)
             return 1
         code = 0
+        # The P2P loop dying while running ends the process with EXIT_P2P_DIED
+        # (compose restarts it) rather than leaving an agent that cannot serve.
+        died = asyncio.Event()
+        self.service.on_failure = lambda reason: loop.call_soon_threadsafe(died.set)
         try:
             self.publish_identity()
             await asyncio.to_thread(self.start_p2p)
@@ -146,11 +160,18 @@ class Agent:
         if ready is not None:
             ready.set()
         stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        died_wait = asyncio.create_task(died.wait())
+        await asyncio.wait({serving, stop_wait, died_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if died.is_set() and not stop_wait.done():
+            # /health answers 503 with the reason meanwhile, so a watcher sees why.
+            log.error("Exiting with code %d: %s", EXIT_P2P_DIED, self.service.failure)
+            await asyncio.wait({serving, stop_wait}, timeout=FAILURE_EXIT_GRACE, return_when=asyncio.FIRST_COMPLETED)
+            code = EXIT_P2P_DIED
         await asyncio.to_thread(self.stop_p2p)
         server.should_exit = True
         await serving
         stop_wait.cancel()
+        died_wait.cancel()
         log.info("Agent %s stopped", self.config.agent.name)
         return code
 

@@ -1,35 +1,28 @@
-"""Framed JSON messages over libp2p streams: the reader, the pipelined client
-channel and the server loop.  All trio; the byte layout lives in agent.framing.
+"""Framed JSON messages over libp2p streams.  All trio; the byte layout lives
+in agent.framing, the client channels in agent.p2p.pool, the serving loop in
+agent.serving.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
 from libp2p.network.stream.exceptions import StreamError
 
-from ..framing import FrameDecoder, FrameError, encode_frame
-from ..messages import INVALID_REQUEST, PARSE_ERROR, ProtocolError, dumps, loads_object
+from ..framing import FrameDecoder, encode_frame
+from ..messages import dumps, loads_object
 
-__all__ = ["FramedStream", "RequestChannel", "ChannelClosed", "serve_requests", "READ_CHUNK"]
+__all__ = ["FramedStream", "READ_CHUNK"]
 
 log = logging.getLogger("agent.p2p")
 
 # How much we ask a stream for per read: big enough that a multi-MiB message
 # takes few reads, small enough not to matter for memory.
 READ_CHUNK = 256 * 1024
-# Requests one stream may have in flight on the serving side; past that the
-# reader stops reading, which pushes back on the sender through yamux windows.
-MAX_INFLIGHT_PER_STREAM = 256
-
-
-class ChannelClosed(Exception):
-    """The stream under a channel ended; pending and later requests fail with it."""
 
 
 class _Batch:
@@ -124,134 +117,3 @@ class FramedStream:
             await self.stream.close()
         except Exception:
             pass
-
-
-class RequestChannel:
-    """Many requests in flight on one stream; answers matched by ``id``.
-
-    One reader task per channel delivers answers as they come, so a slow call
-    does not hold up a fast one and no stream is opened per request.
-    """
-
-    def __init__(self, framed: FramedStream, name: str) -> None:
-        self._framed = framed
-        self._name = name
-        self._ids = itertools.count(1)
-        self._pending: dict[int, list[Any]] = {}
-        self.closed = False
-        self.error: str | None = None
-
-    def start(self, nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._read_loop)
-
-    @property
-    def inflight(self) -> int:
-        return len(self._pending)
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                try:
-                    obj = await self._framed.read_json()
-                except (FrameError, ProtocolError) as e:
-                    self.error = f"bad answer from peer: {e}"
-                    await self._framed.reset()
-                    return
-                if obj is None:
-                    self.error = "stream closed by peer"
-                    return
-                slot = self._pending.get(obj.get("id"))  # type: ignore[arg-type]
-                if slot is None:
-                    log.debug("%s: answer for unknown id %r dropped", self._name, obj.get("id"))
-                    continue
-                slot[1] = obj
-                slot[0].set()
-        finally:
-            self._fail_all()
-
-    def _fail_all(self) -> None:
-        self.closed = True
-        for slot in self._pending.values():
-            slot[0].set()  # slot[1] stays None → ChannelClosed for the waiter
-
-    async def request(self, obj: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send ``obj`` (its ``id`` is replaced) and wait for the matching answer."""
-        if self.closed:
-            raise ChannelClosed(self.error or "channel closed")
-        rid = next(self._ids)
-        obj["id"] = rid
-        slot: list[Any] = [trio.Event(), None]
-        self._pending[rid] = slot
-        try:
-            with trio.fail_after(timeout):
-                try:
-                    await self._framed.write_json(obj)
-                except StreamError as e:
-                    self.closed = True
-                    raise ChannelClosed(f"stream write failed: {e}") from None
-                await slot[0].wait()
-        finally:
-            self._pending.pop(rid, None)
-        if slot[1] is None:
-            raise ChannelClosed(self.error or "channel closed")
-        return slot[1]
-
-    async def aclose(self) -> None:
-        self.closed = True
-        await self._framed.close()
-
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
-BadInput = Callable[[ProtocolError], dict[str, Any] | None]
-
-
-async def serve_requests(framed: FramedStream, handle: Handler, bad_input: BadInput, where: str) -> None:
-    """Serve pipelined requests on one stream until it ends.
-
-    Each request runs as its own task; answers are written as they finish.
-    Garbage (bad frame, bad JSON, wrong shape) gets ``bad_input``'s answer,
-    then the stream is reset; the rest of the agent is untouched.
-    """
-    limiter = trio.Semaphore(MAX_INFLIGHT_PER_STREAM)
-
-    async def _answer(obj: dict[str, Any] | None) -> None:
-        if obj is not None:
-            await framed.write_json(obj)
-
-    async def _one(req: dict[str, Any]) -> None:
-        try:
-            await _answer(await handle(req))
-        except ProtocolError as e:
-            await _refuse(e)
-        except StreamError:
-            pass  # the caller went away; nothing to answer to
-        finally:
-            limiter.release()
-
-    async def _refuse(err: ProtocolError) -> None:
-        log.warning("Bad request on %s: %s (stream reset)", where, err.message)
-        try:
-            with trio.move_on_after(1):
-                await _answer(bad_input(err))
-        except Exception:
-            pass
-        await framed.reset()
-        nursery.cancel_scope.cancel()
-
-    async with trio.open_nursery() as nursery:
-        while True:
-            try:
-                frame = await framed.read_frame()
-            except FrameError as e:
-                await _refuse(ProtocolError(INVALID_REQUEST if "limit" in str(e) else PARSE_ERROR, str(e)))
-                return
-            if frame is None:
-                break
-            try:
-                req = loads_object(frame)
-            except ProtocolError as e:
-                await _refuse(e)
-                return
-            await limiter.acquire()
-            nursery.start_soon(_one, req)
-    await framed.close()

@@ -9,8 +9,11 @@ import importlib.abc
 import importlib.machinery
 import logging
 import os
+import socket
 import sys
 import types
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -22,6 +25,9 @@ __all__ = [
     "dial_only",
     "without_loopback",
     "limit_pending_handshakes",
+    "observe_frames",
+    "own_ping_handler",
+    "multicast_from_own_interface_only",
 ]
 
 log = logging.getLogger("agent.p2p")
@@ -58,7 +64,7 @@ def apply() -> None:
     #     Off, updates are batched at half a window, as go-yamux does.
     if hasattr(yamux, "_yamux_release_on_read"):
         yamux._yamux_release_on_read = lambda: False
-    # 2c. Import diet (7 below): key types kept off the start path leave
+    # 2c. Import diet (9 below): key types kept off the start path leave
     #     libp2p's deserializer tables, so that a peer presenting such a key
     #     gets libp2p's own MissingDeserializerError during its handshake.
     import libp2p.crypto.serialization as serialization
@@ -70,6 +76,9 @@ def apply() -> None:
         for key_type, fn in list(table.items()):
             if isinstance(fn, _StandInMeta):
                 del table[key_type]
+
+    # 7. Frames as proof of life (see observe_frames).
+    _hook_yamux_reads(yamux)
     log.debug("py-libp2p workarounds applied")
 
 
@@ -115,19 +124,27 @@ def without_loopback(candidates: list) -> list:
     return routable or list(candidates)
 
 
-def limit_pending_handshakes(swarm: object, per_ip: int, total: int) -> None:
-    """6. Inbound connections that never finish their handshake.
+def limit_pending_handshakes(
+    swarm: object, *, slots: int, total: int, per_ip: int, queue_wait: float
+) -> None:
+    """6. Inbound connections: the swarm's limiter, and handshakes in a storm.
 
     Swarm._inbound_limiter holds one of max_connections slots per inbound
     connection, and its handler then waits for manager.wait_finished(): the
     slot comes back only when the swarm stops.  So after max_connections
     inbound connections in an agent's lifetime (108 at max_peers 50, counting
-    every worker restart) every new inbound connection was refused, and a
-    burst of idle never-handshaking sockets got there at once.  The limiter
-    is replaced: established connections are bounded by Swarm.add_conn's own
-    max_connections check and by max_peers (P2PService._on_connected);
-    handshakes in progress are bounded here, ``per_ip`` per remote address and
-    ``total`` overall, extra ones closed at once.
+    every worker restart) every new inbound connection was refused.  The
+    limiter is replaced: established connections are bounded by
+    Swarm.add_conn's own max_connections check and by max_peers
+    (P2PService._on_connected).
+
+    Swarm.upgrade_inbound_raw_conn runs every inbound Noise + yamux handshake
+    at once, each under inbound_upgrade_timeout.  With 100 workers dialling
+    together on 2 cores they all crawl, all time out, and all redial: the
+    start storm.  So at most ``slots`` run at once and later ones *wait* for
+    a slot (FIFO, at most ``queue_wait`` s, inside the dialler's own upgrade
+    timeout) rather than being refused; only beyond ``total`` running+queued,
+    or ``per_ip`` from one address, is a socket closed at once.
     """
     import math
     from collections import Counter
@@ -138,6 +155,7 @@ def limit_pending_handshakes(swarm: object, per_ip: int, total: int) -> None:
     swarm._inbound_limiter = trio.CapacityLimiter(math.inf)  # type: ignore[attr-defined]
     original = swarm.upgrade_inbound_raw_conn  # type: ignore[attr-defined]
     pending: Counter[str] = Counter()
+    running = trio.CapacityLimiter(slots)  # FIFO-fair
 
     async def guarded(raw_conn, maddr):  # type: ignore[no-untyped-def]
         try:
@@ -149,17 +167,97 @@ def limit_pending_handshakes(swarm: object, per_ip: int, total: int) -> None:
             raise SwarmException(f"too many handshakes in progress (from {ip}: {pending[ip]})")
         pending[ip] += 1
         try:
-            return await original(raw_conn, maddr)
+            with trio.move_on_after(queue_wait) as waited:
+                await running.acquire()
+            if waited.cancelled_caught:
+                await raw_conn.close()
+                raise SwarmException(f"handshake from {ip} waited {queue_wait:g}s for a slot")
+            try:
+                return await original(raw_conn, maddr)
+            finally:
+                running.release()
         finally:
             pending[ip] -= 1
             if pending[ip] <= 0:
                 del pending[ip]
 
     swarm.upgrade_inbound_raw_conn = guarded  # type: ignore[attr-defined]
+    swarm._praxis_handshakes = (running, pending)  # type: ignore[attr-defined]  # for tests
+
+
+# Per-connection frame observers: the secured connection a Yamux reads from →
+# callable().  Weak keys: a closed connection drops out by itself.
+_frame_observers: "weakref.WeakKeyDictionary[object, Callable[[], None]]" = weakref.WeakKeyDictionary()
+
+
+def observe_frames(muxed_conn: object, callback: "Callable[[], None]") -> None:
+    """7. Any frame is proof of life, but py-libp2p reports none: Yamux reads
+    headers and bodies in handle_incoming() through the module-level
+    ``read_exactly`` and tells nobody.  apply() wraps that name so each
+    frame read on ``muxed_conn`` calls ``callback()`` (the liveness
+    detector's observe); a busy peer whose ping echo is late but whose tool
+    answers arrive is then never suspected."""
+    secured = getattr(muxed_conn, "secured_conn", None)
+    if secured is None:
+        return
+    try:
+        _frame_observers[secured] = callback
+    except TypeError:  # not weak-referenceable: no observation, no harm
+        pass
+
+
+def own_ping_handler(host: Any, protocol: str, handler: Any) -> None:
+    """8. Liveness pings without libp2p.host.ping.
+
+    - PingService.ping_iter holds one lock for all peers while it opens a
+      stream: a single silent peer made every other peer's ping time out,
+      and the agent dropped them all.  Liveness keeps a stream per peer.
+    - The default handler (host.ping._handle_ping) gives up on a stream
+      after RESP_TIMEOUT (10 s) without a ping; a ping interval of 10 s or
+      more, or a peer that skips pings because it heard other frames, had
+      every stream reset and renegotiated.  ``handler`` (liveness.handle_ping)
+      echoes for as long as the stream is open.
+    """
+    host.set_stream_handler(protocol, handler)
+
+
+def _hook_yamux_reads(yamux: Any) -> None:
+    original = getattr(yamux, "read_exactly", None)
+    if original is None or getattr(original, "_praxis_observed", False):
+        return
+
+    async def read_exactly(reader: Any, n: int, *args: Any, **kwargs: Any) -> bytes:
+        data = await original(reader, n, *args, **kwargs)
+        try:
+            cb = _frame_observers.get(reader)
+        except TypeError:  # an unhashable reader: nothing registered for it
+            cb = None
+        if cb is not None:
+            cb()
+        return data
+
+    read_exactly._praxis_observed = True  # type: ignore[attr-defined]
+    yamux.read_exactly = read_exactly
+
+
+def multicast_from_own_interface_only(zc: Any) -> None:
+    """python-zeroconf 0.150: a Zeroconf bound to one interface still hears
+    multicast from every interface (its listen socket is bound to
+    0.0.0.0:5353 and Linux's IP_MULTICAST_ALL defaults to 1), so it answers
+    queries from other networks with this interface's address. Clearing
+    IP_MULTICAST_ALL makes the socket receive only the memberships it joined,
+    i.e. its own interface. The socket is reached through a private attribute
+    (_listen_transport); when that is missing nothing is changed (logged)."""
+    ip_multicast_all = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux value; absent elsewhere
+    try:
+        sock = zc.engine._listen_transport.transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_IP, ip_multicast_all, 0)
+    except Exception as e:  # noqa: BLE001 - best effort, see above
+        log.warning("mDNS: cannot restrict a responder to its interface (%s); it may answer other networks", e)
 
 
 # ---------------------------------------------------------------------------
-# 7. Import diet.
+# 9. Import diet.
 #
 # ``import libp2p`` (any ``libp2p.*`` import runs the package ``__init__``)
 # imports every subsystem py-libp2p 0.8.1 has, whether a host uses it or not:

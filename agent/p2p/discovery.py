@@ -7,7 +7,9 @@ because that one opens every interface; ours binds only to
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import random
 import socket
 import threading
 from collections.abc import Callable
@@ -18,12 +20,21 @@ import ifaddr
 import multiaddr
 import trio
 
+from .. import constants as C
 from ..keys import resolve_peer_id
+from . import _workarounds
 
 if TYPE_CHECKING:
     from .service import P2PService
 
-__all__ = ["Bootstrapper", "MdnsDiscovery", "local_ipv4_addresses", "parse_bootstrap_addr"]
+__all__ = [
+    "Bootstrapper",
+    "MdnsDiscovery",
+    "addresses_for_peer",
+    "interface_networks",
+    "local_ipv4_addresses",
+    "parse_bootstrap_addr",
+]
 
 log = logging.getLogger("agent.discovery")
 
@@ -31,7 +42,14 @@ log = logging.getLogger("agent.discovery")
 # First pause between bootstrap rounds; doubles each failed round up to
 # p2p.discovery_interval, so a worker that starts before the orchestrator joins
 # within about a second of it coming up, and a missing one costs little.
+# Each pause is drawn from [backoff/2, backoff] ("equal jitter"): workers that
+# failed together (orchestrator restarting) do not retry together.
 BOOTSTRAP_INITIAL_BACKOFF = 0.25
+
+
+def jittered(backoff: float, rng: Any = random) -> float:
+    """A pause in [backoff/2, backoff]: still grows, no longer in lockstep."""
+    return backoff / 2 + rng.uniform(0, backoff / 2)
 # How long a zeroconf lookup of one announced service may take.
 MDNS_RESOLVE_TIMEOUT_MS = 3000
 
@@ -45,6 +63,45 @@ def local_ipv4_addresses(include_loopback: bool = False) -> list[str]:
                     ips.append(ip.ip)
     # Non-loopback first: they are the ones another host can dial.
     return sorted(ips, key=lambda a: a.startswith("127."))
+
+
+def interface_networks() -> list[ipaddress.IPv4Interface]:
+    """This host's non-loopback IPv4 interfaces, each with its network prefix."""
+    out: list[ipaddress.IPv4Interface] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                out.append(ipaddress.IPv4Interface(f"{ip.ip}/{ip.network_prefix}"))
+    return out
+
+
+def _ip4_of(addr: str) -> ipaddress.IPv4Address | None:
+    parts = addr.split("/")
+    if len(parts) > 2 and parts[1] == "ip4":
+        try:
+            return ipaddress.IPv4Address(parts[2])
+        except ValueError:
+            return None
+    return None
+
+
+def addresses_for_peer(
+    addrs: list[str], peer_addrs: list[str], networks: list[ipaddress.IPv4Interface]
+) -> list[str]:
+    """The ones of our ``addrs`` that a peer seen at ``peer_addrs`` can dial.
+
+    A multi-homed agent (an orchestrator on two networks) listens on networks
+    the peer is not on; handing it those addresses makes it dial into a black
+    hole. When the peer sits on one of our networks, only our addresses on
+    that network are kept. When it is on none (routed, NATed) nothing can be
+    told, and all are kept.
+    """
+    peer_ips = [ip for ip in map(_ip4_of, peer_addrs) if ip is not None]
+    shared = [n.network for n in networks if any(ip in n.network for ip in peer_ips)]
+    if not shared:
+        return list(addrs)
+    kept = [a for a in addrs if (ip := _ip4_of(a)) is not None and any(ip in net for net in shared)]
+    return kept or list(addrs)
 
 
 def parse_bootstrap_addr(addr: str) -> tuple[str, str, int, str | None]:
@@ -72,8 +129,11 @@ def parse_bootstrap_addr(addr: str) -> tuple[str, str, int, str | None]:
 class Bootstrapper:
     """Dial the bootstrap nodes in rounds until one answers; resume when all are lost."""
 
-    def __init__(self, service: "P2PService", nodes: list[str], keystore_root: Path) -> None:
+    def __init__(
+        self, service: "P2PService", nodes: list[str], keystore_root: Path, rng: random.Random | None = None
+    ) -> None:
         self._svc = service
+        self._rng = rng or random.Random()
         self._nodes = nodes
         self._root = keystore_root
         self._known: set[str] = set()  # peer ids we reached through bootstrap
@@ -90,6 +150,9 @@ class Bootstrapper:
     async def run(self) -> None:
         backoff = BOOTSTRAP_INITIAL_BACKOFF
         max_backoff = self._svc.p2p.discovery_interval
+        # First-dial jitter: N workers started by one `compose up` reach the
+        # orchestrator spread over a second, not in one burst of handshakes.
+        await trio.sleep(self._rng.uniform(0, C.BOOTSTRAP_FIRST_DIAL_JITTER))
         while True:
             if self._connected():
                 await self._lost.wait()
@@ -98,10 +161,13 @@ class Bootstrapper:
                     continue
                 log.info("Lost every bootstrap node; dialling again")
                 backoff = BOOTSTRAP_INITIAL_BACKOFF
+                # The orchestrator went away for all its workers at once:
+                # do not all come back in the same instant either.
+                await trio.sleep(self._rng.uniform(0, C.BOOTSTRAP_FIRST_DIAL_JITTER))
             if await self._round():
                 backoff = BOOTSTRAP_INITIAL_BACKOFF
                 continue
-            await trio.sleep(backoff)
+            await trio.sleep(jittered(backoff, self._rng))
             backoff = min(backoff * 2, max_backoff)
 
     async def _round(self) -> bool:
@@ -116,7 +182,7 @@ class Bootstrapper:
             if target is None:
                 continue
             try:
-                peer_id = await self._svc.dial(target)
+                peer_id = await self._svc.dial(target, via="bootstrap")
             except Exception as e:
                 self._svc.metrics.discovery.labels("bootstrap", "failed").inc()
                 log.warning("%s", e)
@@ -175,31 +241,45 @@ class MdnsDiscovery:
         self._interfaces = interfaces
         self._on_found = on_found
         self._on_removed = on_removed
-        self._zc: Any = None
-        self._browser: Any = None
-        self._info: Any = None
+        self._instances: list[tuple[Any, Any]] = []  # (Zeroconf, ServiceInfo) per interface
+        self._browsers: list[Any] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
         from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
 
         if self._interfaces:
-            ips = list(self._interfaces)
-            zc = Zeroconf(interfaces=ips, ip_version=IPVersion.V4Only)
+            groups = [list(self._interfaces)]
         else:
-            ips = local_ipv4_addresses(include_loopback=False) or ["127.0.0.1"]
-            zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
-        info = ServiceInfo(
-            self.service_type,
-            f"{self._peer_id}.{self.service_type}",
-            addresses=[socket.inet_aton(ip) for ip in ips],
-            port=self._port,
-            properties=self._props,
-        )
+            # One responder per interface, each announcing only that
+            # interface's address: a multi-homed agent (an orchestrator on two
+            # networks) must not tell one network about an address on the
+            # other, which is unreachable from there. zeroconf answers with
+            # every address on every interface, hence separate instances.
+            groups = [[ip] for ip in local_ipv4_addresses(include_loopback=False)] or [["127.0.0.1"]]
+        instances = []
+        for ips in groups:
+            if self._interfaces or len(groups) > 1:
+                zc = Zeroconf(interfaces=ips, ip_version=IPVersion.V4Only)
+            else:
+                zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+            if len(groups) > 1:
+                _workarounds.multicast_from_own_interface_only(zc)
+            info = ServiceInfo(
+                self.service_type,
+                f"{self._peer_id}.{self.service_type}",
+                addresses=[socket.inet_aton(ip) for ip in ips],
+                port=self._port,
+                properties=self._props,
+            )
+            instances.append((zc, info))
         with self._lock:
-            self._zc, self._info = zc, info
-        zc.register_service(info)
-        self._browser = ServiceBrowser(zc, self.service_type, handlers=[self._on_change])
+            self._instances = instances
+        for zc, info in instances:
+            # The instances share one name (this PeerID): they must not see each
+            # other as a conflict.
+            zc.register_service(info, cooperating_responders=len(instances) > 1)
+            self._browsers.append(ServiceBrowser(zc, self.service_type, handlers=[self._on_change]))
 
     def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
         from zeroconf import ServiceStateChange
@@ -229,13 +309,12 @@ class MdnsDiscovery:
 
     def stop(self) -> None:
         with self._lock:
-            zc, info = self._zc, self._info
-            self._zc = None
-        if zc is None:
-            return
-        try:
-            if self._browser is not None:
-                self._browser.cancel()
-            zc.unregister_service(info)
-        finally:
-            zc.close()
+            instances, self._instances = self._instances, []
+        for browser in self._browsers:
+            browser.cancel()
+        self._browsers = []
+        for zc, info in instances:
+            try:
+                zc.unregister_service(info)
+            finally:
+                zc.close()

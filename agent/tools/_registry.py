@@ -39,6 +39,7 @@ from ..errors import (  # noqa: E402
     TOOL_FAILED,
     UNKNOWN_TOOL,
     ToolError,
+    internal,
 )
 
 ERROR_CODES = (UNKNOWN_TOOL, INVALID_ARGUMENTS, FORBIDDEN, NOT_FOUND, TOO_LARGE, TOOL_FAILED, TIMEOUT)
@@ -185,8 +186,20 @@ class ToolRegistry:
         except ToolError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a ToolError
-            log.warning("tool %s failed", name, exc_info=True)
-            raise ToolError(TOOL_FAILED, f"{type(exc).__name__}: {exc}") from exc
+            raise _failed(name, exc) from exc
+
+
+def _failed(name: str, exc: Exception) -> ToolError:
+    """An exception a tool did not turn into a ToolError itself.  Its text is
+    not passed on: an OSError's names the absolute path (and any exception's
+    may name local state).  An OSError keeps its errno text ("Permission
+    denied", "No space left on device"); anything else becomes an incident id
+    that is logged next to the traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        log.warning("tool %s failed", name, exc_info=exc)
+        return ToolError(TOOL_FAILED, f"tool {name!r} failed: {exc.strerror}")
+    incident = internal(exc, f"tool {name}")
+    return ToolError(TOOL_FAILED, f"tool {name!r} failed: {incident.message}", incident=incident.details["incident"])
 
 
 # --- building ----------------------------------------------------------------

@@ -11,6 +11,7 @@ import io
 import math
 import re
 import statistics
+import sys
 from collections import Counter
 from typing import Any
 
@@ -20,6 +21,7 @@ from .filesystem import MAX_PATH_CHARS, read_limited, resolve_path
 _PATH = {"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS,
          "description": "File path relative to the analytics root."}
 _WORD = re.compile(r"\w+")
+_FLOAT_MAX = sys.float_info.max
 
 
 def _invalid(message: str) -> ToolError:
@@ -137,9 +139,13 @@ def describe(
             raise _invalid("column applies only to csv or path")
         data = []
         for i, v in enumerate(values or ()):
-            if not math.isfinite(v):
+            try:  # a JSON integer may be too big for a float (10**400)
+                f = float(v)
+            except OverflowError:
+                raise _invalid(f"values[{i}] is too large (over {_FLOAT_MAX:g})") from None
+            if not math.isfinite(f):
                 raise _invalid(f"values[{i}] is not a finite number")
-            data.append(float(v))
+            data.append(f)
     else:
         if column is None:
             raise _invalid(f"column is required with {source}")
@@ -151,20 +157,36 @@ def describe(
         raise _invalid("no values to describe")
 
     n = len(data)
-    if n >= 2:
-        quartiles = statistics.quantiles(data, n=4, method="inclusive")
-        std = statistics.stdev(data)
-    else:
-        quartiles = [data[0]] * 3
-        std = 0.0
-    return {
-        "count": n,
-        "mean": float(statistics.fmean(data)),
-        "std": float(std),
-        "min": min(data),
-        "max": max(data),
-        "quantiles": {"0.25": float(quartiles[0]), "0.5": float(quartiles[1]), "0.75": float(quartiles[2])},
-    }
+    try:
+        if n >= 2:
+            quartiles = statistics.quantiles(data, n=4, method="inclusive")
+            std = statistics.stdev(data)
+        else:
+            quartiles = [data[0]] * 3
+            std = 0.0
+        stats = {
+            "count": n,
+            "mean": float(statistics.fmean(data)),
+            "std": float(std),
+            "min": min(data),
+            "max": max(data),
+            "quantiles": {"0.25": float(quartiles[0]), "0.5": float(quartiles[1]), "0.75": float(quartiles[2])},
+        }
+    except OverflowError:
+        stats = None
+    # Finite inputs near the float limit can still overflow in the arithmetic
+    # ([1e308, -1e308]: the interpolated quantiles are inf - inf = nan), and
+    # inf/nan are not JSON: refuse rather than answer with them.
+    if stats is None or not all(math.isfinite(v) for v in _numbers(stats)):
+        raise _invalid(
+            f"the values are too large to summarise: a statistic overflows a float (max {_FLOAT_MAX:g}); "
+            "scale them down"
+        )
+    return stats
+
+
+def _numbers(stats: dict[str, Any]) -> list[float]:
+    return [v for v in stats.values() if isinstance(v, float)] + list(stats["quantiles"].values())
 
 
 # --- text_stats --------------------------------------------------------------

@@ -5,12 +5,20 @@ refuses absolute paths, NUL bytes, ``..`` that climbs above the root, and any
 path whose real location (all symlinks followed, intermediate directories
 included) is outside ``root.resolve()``. The analytics tools reuse it and
 :func:`read_limited` for their file inputs.
+
+Names must be UTF-8: answers are JSON text, so a path that is not valid UTF-8
+(a lone surrogate such as ``"\udce9"``, which the OS would write as the raw
+byte 0xE9) is refused before anything touches the disk, and
+``list_directory`` leaves out entries whose names on disk are not valid UTF-8,
+counting them in ``skipped`` (such a name could not be passed back to any
+tool anyway).  Error messages name paths relative to the root only.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import stat
 import tempfile
@@ -20,10 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import TOOL_MAX_LIST_ENTRIES
+from ..errors import clip
 from ._registry import FORBIDDEN, INVALID_ARGUMENTS, NOT_FOUND, TOO_LARGE, ToolContext, ToolError, tool
 
 # Longest accepted path argument (Linux PATH_MAX).
 MAX_PATH_CHARS = 4096
+# Longest name of one path component, in bytes (Linux NAME_MAX); checked here so
+# the OS's ENAMETOOLONG, whose text names the absolute path, never happens.
+MAX_NAME_BYTES = 255
 
 _PATH = {"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS,
          "description": "Path relative to the tool root (POSIX separators)."}
@@ -54,10 +66,18 @@ def resolve_path(root: Path, path: str) -> ResolvedPath:
         raise ToolError(FORBIDDEN, f"path {path!r} contains a NUL byte")
     if path.startswith("/"):
         raise ToolError(FORBIDDEN, f"path {path!r} is absolute; paths are relative to the tool root")
+    if not _is_utf8(path):
+        raise ToolError(INVALID_ARGUMENTS, f"path {path!r} is not valid UTF-8 (it contains a lone surrogate)")
     parts: list[str] = []
     for part in path.split("/"):
         if part in ("", "."):
             continue
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ToolError(
+                INVALID_ARGUMENTS,
+                f"path component {clip(part, 40)!r} is {len(part.encode('utf-8'))} bytes long, "
+                f"over the limit of {MAX_NAME_BYTES} bytes per name",
+            )
         if part == "..":
             if not parts:
                 raise _outside(path)
@@ -72,6 +92,14 @@ def resolve_path(root: Path, path: str) -> ResolvedPath:
     if os.path.islink(real):  # realpath leaves a symlink in place only on a loop
         raise ToolError(FORBIDDEN, f"path {path!r} contains a symlink loop")
     return ResolvedPath(rel="/".join(parts) or ".", lexical=lexical, real=real)
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_limited(resolved: ResolvedPath, max_bytes: int) -> bytes:
@@ -149,7 +177,22 @@ def read_file(ctx: ToolContext, /, *, path: str, encoding: str = "utf-8") -> dic
                 INVALID_ARGUMENTS,
                 f"file {resolved.rel!r} is not valid UTF-8 (byte {exc.start}); read it with encoding 'base64'",
             ) from None
+    # The answer travels as JSON: base64 grows by 4/3, and escaping (\n -> two
+    # bytes, control characters -> six) can grow text as much; bound the content
+    # as it will be sent, not as it sits on disk.
+    encoded = len(content) if encoding == "base64" else _json_text_bytes(content)
+    if encoded > ctx.max_bytes:
+        raise ToolError(
+            TOO_LARGE,
+            f"file {resolved.rel!r} is {len(data)} bytes but {encoded} bytes once encoded as "
+            f"{'base64' if encoding == 'base64' else 'a JSON string'}, over the limit of {ctx.max_bytes} bytes",
+        )
     return {"path": resolved.rel, "content": content, "encoding": encoding, "size": len(data)}
+
+
+def _json_text_bytes(text: str) -> int:
+    """Bytes ``text`` takes as a JSON string in an answer (UTF-8, escapes included)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
 
 
 @tool(
@@ -227,7 +270,8 @@ def write_file(
     "list_directory",
     "List a directory under the tool root, sorted by name. Each entry has name, type "
     "(file, directory, symlink, other) and size (bytes for files, 0 otherwise; symlinks "
-    f"are not followed). At most {TOOL_MAX_LIST_ENTRIES} entries; 'truncated' says if more exist.",
+    f"are not followed). At most {TOOL_MAX_LIST_ENTRIES} entries; 'truncated' says if more exist. "
+    "Names that are not valid UTF-8 are left out and counted in 'skipped'.",
     schema={
         "type": "object",
         "properties": {"path": {**_PATH, "default": "."}},
@@ -243,16 +287,25 @@ def list_directory(ctx: ToolContext, /, *, path: str = ".") -> dict[str, Any]:
         raise ToolError(NOT_FOUND, f"directory {resolved.rel!r} does not exist") from None
     except NotADirectoryError:
         raise ToolError(INVALID_ARGUMENTS, f"{resolved.rel!r} is not a directory") from None
-    raw.sort(key=lambda e: e.name)
+    # A name that is not valid UTF-8 cannot go into a JSON answer, nor be
+    # passed back to a tool: leave it out and say how many were left out.
+    named = [e for e in raw if _is_utf8(e.name)]
+    skipped = len(raw) - len(named)
+    named.sort(key=lambda e: e.name)
     entries = []
-    for entry in raw[:TOOL_MAX_LIST_ENTRIES]:
+    for entry in named[:TOOL_MAX_LIST_ENTRIES]:
         try:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:  # removed while listing
             continue
         kind = _entry_type(st.st_mode)
         entries.append({"name": entry.name, "type": kind, "size": st.st_size if kind == "file" else 0})
-    return {"path": resolved.rel, "entries": entries, "truncated": len(raw) > TOOL_MAX_LIST_ENTRIES}
+    return {
+        "path": resolved.rel,
+        "entries": entries,
+        "truncated": len(named) > TOOL_MAX_LIST_ENTRIES,
+        "skipped": skipped,
+    }
 
 
 @tool(

@@ -112,8 +112,14 @@ def test_bad_requests_get_the_right_status(cluster):
     assert r.status_code == 404
     r = httpx.post(orch.url + "/tools/describe/invoke", json={"arguments": {"values": "nope"}})
     assert r.status_code == 422 and "values" in r.json()["error"]["message"]
-    r = httpx.post(orch.url + "/tools/describe/invoke", json={"arguments": {"values": [1]}, "peer_id": "12D3KooWnotconnected"})
-    assert r.status_code == 502
+    # issue 8: a malformed peer_id is the caller's error (422), not a peer's (502)
+    for bad in ("12D3KooWnotconnected", "", "garbage"):
+        r = httpx.post(orch.url + "/tools/describe/invoke", json={"arguments": {"values": [1]}, "peer_id": bad})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_arguments", (bad, r.text)
+    # a well-formed PeerID that is not connected is not found
+    r = httpx.post(orch.url + "/tools/describe/invoke",
+                   json={"arguments": {"values": [1]}, "peer_id": "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 def test_mcp_and_a2a_across_agents_over_p2p(cluster, client_factory):
@@ -205,7 +211,7 @@ def test_metrics_count_the_calls_just_made(cluster):
         assert httpx.post(orch.url + "/tools/echo/invoke", json={"arguments": {"message": i}}).status_code == 200
     assert invoke_ok() == before + 3
     fams = {f.name for f in text_string_to_metric_families(httpx.get(orch.url + "/metrics").text)}
-    assert {"praxis_connected_peers", "praxis_dials", "praxis_request_seconds", "praxis_bytes"} <= fams
+    assert {"praxis_connected_peers", "praxis_dials", "praxis_request_duration_seconds", "praxis_bytes"} <= fams
 
 
 def test_paused_worker_is_dropped_alone_and_comes_back_when_resumed(cluster):

@@ -178,3 +178,27 @@ def test_text_stats_invalid(reg, aroot):
     (aroot / "bin").write_bytes(b"\xff\xfe")
     assert _err(reg, "text_stats", {"path": "bin"}).code == "invalid_arguments"
     assert _err(reg, "text_stats", {"path": "../x"}).code == "forbidden"
+
+
+# --- issue 8: no inf/NaN in answers, no OverflowError ------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"values": [1e308, -1e308]},  # quantiles: inf - inf
+        {"values": [1.7e308, 1.7e308]},  # the mean's sum overflows
+        {"values": [10**400]},  # not representable as a float at all
+        {"values": [1, -(10**400)]},
+        {"csv": "x\n1e308\n-1e308\n", "column": "x"},
+    ],
+)
+def test_describe_overflow_is_invalid_arguments(reg, args):
+    e = _err(reg, "describe", args)
+    assert e.code == "invalid_arguments"
+    assert "too large" in e.message
+
+
+def test_describe_large_but_fine_values_still_work(reg):
+    out = reg.call("describe", {"values": [1e300, 2e300, 10**300]})
+    assert out["count"] == 3 and out["max"] == 2e300

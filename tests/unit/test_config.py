@@ -334,7 +334,7 @@ def test_summary_leaves_unset_secrets_null(write):
 
 def test_tool_names_expand_groups(write):
     cfg = load(write("agent: {name: a, role: worker, tools: [system, echo, analytics]}\n"))
-    assert cfg.agent.tool_names() == ["echo", "describe", "text_stats"]
+    assert cfg.agent.tool_names() == ["echo", "sleep", "describe", "text_stats"]
 
 
 def test_bootstrap_with_peer_id_is_accepted(write):
@@ -425,7 +425,7 @@ def test_shipped_specifics():
     orch = cfgs["orchestrator.yaml"]
     assert orch.agent.role == "orchestrator" and orch.p2p.bootstrap_nodes == []
     fs = cfgs["worker_filesystem.yaml"]
-    assert fs.agent.tool_names()[:2] == ["echo", "read_file"]
+    assert fs.agent.tool_names()[:3] == ["echo", "sleep", "read_file"]
     assert fs.p2p.bootstrap_nodes == ["/dns4/orchestrator/tcp/9000"]
     assert fs.p2p.security.accept_tasks_from == ["orchestrator"]
     ana = cfgs["worker_analytics.yaml"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from pathlib import Path
@@ -32,7 +33,7 @@ def _err(reg, name, args) -> ToolError:
 
 def test_root_created(reg, root):
     assert root.is_dir()
-    assert reg.call("list_directory", {}) == {"path": ".", "entries": [], "truncated": False}
+    assert reg.call("list_directory", {}) == {"path": ".", "entries": [], "truncated": False, "skipped": 0}
 
 
 def test_text_round_trip(reg, root):
@@ -76,11 +77,12 @@ def test_failed_write_leaves_no_temp_files(reg, root, monkeypatch):
     (root / "f.txt").write_text("old")
 
     def broken_replace(src, dst):
-        raise OSError("disk on fire")
+        raise OSError(28, "No space left on device", str(dst))
 
     monkeypatch.setattr(os, "replace", broken_replace)
     e = _err(reg, "write_file", {"path": "f.txt", "content": "new"})
-    assert e.code == "tool_failed" and "disk on fire" in e.message
+    assert e.code == "tool_failed" and "No space left on device" in e.message
+    assert str(root) not in e.message
     assert os.listdir(root) == ["f.txt"]
     assert (root / "f.txt").read_text() == "old"
 
@@ -230,6 +232,7 @@ def test_list_directory_shape(reg, root):
             {"name": "p", "type": "other", "size": 0},
         ],
         "truncated": False,
+        "skipped": 0,
     }
 
 
@@ -251,3 +254,69 @@ def test_schema_errors(reg):
     assert _err(reg, "read_file", {}).code == "invalid_arguments"
     assert _err(reg, "write_file", {"path": "x"}).code == "invalid_arguments"
     assert _err(reg, "read_file", {"path": ""}).code == "invalid_arguments"
+
+
+# --- issue 8: names that are not UTF-8, over-long names, answers over the limit --
+
+
+def test_write_non_utf8_path_refused_and_nothing_created(reg, root):
+    e = _err(reg, "write_file", {"path": "latin1-\udce9.txt", "content": "x"})
+    assert e.code == "invalid_arguments" and "not valid UTF-8" in e.message
+    e.message.encode("utf-8")  # the message itself must be sendable
+    assert os.listdir(root) == []
+    e = _err(reg, "write_file", {"path": "sub\udcff/x.txt", "content": "x"})
+    assert e.code == "invalid_arguments"
+    assert os.listdir(root) == []  # not even the parent directory
+
+
+@pytest.mark.parametrize("name", ["read_file", "file_info", "list_directory"])
+def test_other_tools_refuse_non_utf8_path(reg, name):
+    assert _err(reg, name, {"path": "x\udce9"}).code == "invalid_arguments"
+
+
+def test_non_utf8_names_on_disk_are_skipped_and_counted(reg, root):
+    (root / "d").mkdir()
+    (root / "d" / "ok.txt").write_text("1")
+    bad = os.path.join(os.fsencode(root / "d"), b"latin1-\xe9.txt")
+    with open(bad, "wb") as fh:
+        fh.write(b"x")
+    os.mkdir(os.path.join(os.fsencode(root / "d"), b"dir-\xff"))
+    out = reg.call("list_directory", {"path": "d"})
+    assert out == {
+        "path": "d",
+        "entries": [{"name": "ok.txt", "type": "file", "size": 1}],
+        "truncated": False,
+        "skipped": 2,
+    }
+    json.dumps(out, ensure_ascii=False).encode("utf-8")  # what the API does with it
+    info = reg.call("file_info", {"path": "d"})
+    assert info["type"] == "directory"
+    json.dumps(info, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("path", ["a" * 256, "sub/" + "é" * 128, "x" * 300 + "/f.txt"])
+def test_overlong_name_refused_without_local_path(reg, root, path):
+    e = _err(reg, "write_file", {"path": path, "content": "x"})
+    assert e.code == "invalid_arguments" and "255 bytes" in e.message
+    assert str(root) not in e.message and str(root.parent) not in e.message
+    assert os.listdir(root) == []
+    assert _err(reg, "file_info", {"path": path}).code == "invalid_arguments"
+
+
+def test_name_of_255_bytes_still_works(reg):
+    assert reg.call("write_file", {"path": "a" * 255, "content": "x"})["size"] == 1
+
+
+def test_read_too_large_once_encoded(reg, root):
+    # Under the file limit on disk, over it as a JSON string / as base64.
+    (root / "nl.txt").write_text("\n" * (MAX // 2 + 1))
+    e = _err(reg, "read_file", {"path": "nl.txt"})
+    assert e.code == "too_large" and "encoded" in e.message and str(root) not in e.message
+    (root / "ctl.txt").write_text("\x01" * (MAX // 6 + 1))
+    assert _err(reg, "read_file", {"path": "ctl.txt"}).code == "too_large"
+    (root / "bin").write_bytes(b"\0" * (MAX * 3 // 4 + 3))
+    e = _err(reg, "read_file", {"path": "bin", "encoding": "base64"})
+    assert e.code == "too_large" and "base64" in e.message
+    # just under the bound still reads
+    (root / "fits.txt").write_text("\n" * (MAX // 2))
+    assert reg.call("read_file", {"path": "fits.txt"})["size"] == MAX // 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import threading
 from pathlib import Path
 
@@ -79,16 +80,31 @@ def test_nested_error_path_uses_index():
     assert ei.value.message.startswith("arguments.values[1]: 'x'")
 
 
-def test_exception_becomes_tool_failed():
+def test_exception_becomes_tool_failed_with_incident_only(caplog):
     def boom(**kw):
-        raise KeyError("missing")
+        raise KeyError("/secret/local/path")
 
     reg = _registry_with(boom)
     with pytest.raises(ToolError) as ei:
         reg.call("t", {"path": "x"})
     assert ei.value.code == "tool_failed"
-    assert ei.value.message == "KeyError: 'missing'"
-    assert "Traceback" not in ei.value.message
+    incident = ei.value.details["incident"]
+    assert re.fullmatch(r"tool 't' failed: internal error \(incident [0-9a-f]{12}\); see the agent's log", ei.value.message)
+    assert incident in ei.value.message
+    assert "/secret" not in ei.value.message and "Traceback" not in ei.value.message
+    # the log keeps what the answer leaves out, under the same incident id
+    assert any(incident in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_os_error_keeps_errno_text_not_the_path():
+    def denied(**kw):
+        raise PermissionError(13, "Permission denied", "/srv/praxis/data/x")
+
+    reg = _registry_with(denied)
+    with pytest.raises(ToolError) as ei:
+        reg.call("t", {"path": "x"})
+    assert ei.value.code == "tool_failed"
+    assert ei.value.message == "tool 't' failed: Permission denied"
 
 
 def test_tool_error_passes_through_and_pickles():
@@ -123,7 +139,7 @@ def test_register_rejects_duplicates_and_bad_schemas():
 
 def test_describe_uses_mcp_names(tmp_path):
     reg = _build(tmp_path, ["system"])
-    (desc,) = reg.describe_all()
+    desc = reg.describe_all()[0]
     assert set(desc) == {"name", "description", "inputSchema"}
     assert desc["name"] == "echo"
     assert desc["inputSchema"]["type"] == "object"

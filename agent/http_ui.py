@@ -1,0 +1,248 @@
+"""The live cluster page: ``GET /ui``, its assets, ``/ui/state`` and the
+server-sent event stream ``/ui/events``.
+
+The page state is built by pure functions (:func:`page_state`, :class:`GoneTracker`)
+from what the agent already holds: the peer table, the activity record and the
+A2A task store.  One snapshot per agent is cached for :data:`SNAPSHOT_TTL_S` so
+any number of open pages cost one build per tick.  Every asset is shipped in the
+package (``agent/ui/``): the cluster has no internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import json
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+if TYPE_CHECKING:
+    from .runtime import Agent
+
+__all__ = ["ui_router", "page_state", "GoneTracker", "peer_view"]
+
+# How often an open stream looks for a change: the page promises updates
+# within 2 s, so half a second leaves room for a slow, busy machine.
+STREAM_TICK_S = 0.5
+# A snapshot is reused for this long by every open page (and /ui/state).
+SNAPSHOT_TTL_S = 0.4
+# An idle stream sends a comment this often so proxies and the browser see it alive.
+KEEPALIVE_S = 15.0
+# EventSource reconnects after this many ms once the agent is back.
+RETRY_MS = 1000
+# Peers that left stay on the page, greyed as "gone", for this long.
+GONE_KEEP_S = 300.0
+# Recent A2A tasks shown.
+RECENT_TASKS = 20
+
+_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+# ------------------------------------------------------------------ page state
+def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
+    """One peer as the page shows it.  ``state``, ``joined_via`` and RTT come
+    from the peer table when it tracks them (connected/suspect, bootstrap/mdns/inbound)."""
+    card = rec.card or {}
+    return {
+        "peer_id": rec.peer_id,
+        "name": card.get("name") or rec.peer_id[:12],
+        "role": rec.registry_role or card.get("role") or "unknown",
+        # The peer table says alive/suspect; the page says connected/suspect/gone.
+        "state": {"alive": "connected", None: "connected"}.get(getattr(rec, "state", None), rec.state),
+        "joined_via": getattr(rec, "joined_via", None),
+        "rtt_ms": None if rec.rtt_ms is None else round(rec.rtt_ms, 2),
+        "addrs": list(rec.addrs),
+        "tools": sorted(t.get("name", "?") for t in card.get("tools", [])),
+        "connected_since": round(rec.connected_since, 3),
+        "stats": stats,
+    }
+
+
+class GoneTracker:
+    """Peers that left, kept on the page for :data:`GONE_KEEP_S`.
+
+    Two sources: a peer this page saw that is no longer in the table (with its
+    role and tools), and the peer table's own recently-gone list (``{"peer_id",
+    "name", "when", "reason"}``), which also knows peers that left while no
+    page was watching, and why."""
+
+    def __init__(self, keep_s: float = GONE_KEEP_S) -> None:
+        self._keep_s = keep_s
+        self._last: dict[str, dict[str, Any]] = {}
+        self._gone: dict[str, dict[str, Any]] = {}
+
+    def update(self, current: list[dict[str, Any]], now: float,
+               reported: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+        ids = {p["peer_id"] for p in current}
+        for pid, view in self._last.items():
+            if pid not in ids and pid not in self._gone:
+                self._gone[pid] = {**view, "state": "gone", "gone_at": round(now, 3), "stats": None}
+        for entry in reported:
+            pid, when = entry.get("peer_id"), _epoch(entry.get("when"))
+            if not pid or pid in ids or when is None or now - when > self._keep_s:
+                continue
+            if pid not in self._gone:
+                self._gone[pid] = {
+                    "peer_id": pid, "name": entry.get("name") or pid[:12], "role": "unknown", "state": "gone",
+                    "joined_via": None, "rtt_ms": None, "addrs": [], "tools": [], "connected_since": None,
+                    "stats": None, "gone_at": when,
+                }
+            self._gone[pid].setdefault("reason", entry.get("reason"))
+        for pid in ids:
+            self._gone.pop(pid, None)
+        for pid in [p for p, v in self._gone.items() if now - v["gone_at"] > self._keep_s]:
+            del self._gone[pid]
+        self._last = {p["peer_id"]: p for p in current}
+        return sorted(self._gone.values(), key=lambda v: -v["gone_at"])
+
+
+def _epoch(iso: Any) -> float | None:
+    """``2026-12-06T14:30:50Z`` (the peer table's UTC timestamps) as seconds."""
+    try:
+        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return None
+
+
+def task_view(task: dict[str, Any]) -> dict[str, Any]:
+    tool = None
+    for msg in task.get("history", [])[:1]:
+        for part in msg.get("parts", []) if isinstance(msg, dict) else []:
+            data = part.get("data") if isinstance(part, dict) else None
+            if isinstance(data, dict) and isinstance(data.get("tool"), str):
+                tool = data["tool"]
+    status = task.get("status", {})
+    return {"id": task.get("id"), "tool": tool, "state": status.get("state"), "at": status.get("timestamp")}
+
+
+def page_state(me: dict[str, Any], peers: list[dict[str, Any]], gone: list[dict[str, Any]],
+               calls: list[dict[str, Any]], tasks: list[dict[str, Any]], tools: list[dict[str, Any]],
+               token_required: bool) -> dict[str, Any]:
+    return {
+        "me": me,
+        "peers": sorted(peers, key=lambda p: (p["role"] != "orchestrator", p["name"])),
+        "gone": gone,
+        "calls": calls,
+        "tasks": tasks,
+        "tools": tools,
+        "token_required": token_required,
+    }
+
+
+def _recent_tasks(store: Any, n: int = RECENT_TASKS) -> list[dict[str, Any]]:
+    recent = getattr(store, "recent", None)
+    if callable(recent):
+        return [task_view(t) for t in recent(n)]
+    # TaskStore has no listing yet: read its ordered dict under its own lock.
+    lock, tasks = getattr(store, "_lock", None), getattr(store, "_tasks", None)
+    if lock is None or tasks is None:
+        return []
+    with lock:
+        last = list(tasks.values())[-n:]
+    return [task_view(t) for t in reversed(last)]
+
+
+class _Snapshots:
+    """The agent's page state, rebuilt at most every :data:`SNAPSHOT_TTL_S`."""
+
+    def __init__(self, agent: "Agent") -> None:
+        self._agent = agent
+        self._gone = GoneTracker()
+        self._at = 0.0
+        self._state: dict[str, Any] = {}
+        self._json = ""
+
+    def _build(self) -> dict[str, Any]:
+        a = self._agent
+        svc = a.service
+        activity = getattr(a, "activity", None)
+        stats = activity.per_peer() if activity is not None else {}
+        peers = [peer_view(r, stats.get(r.peer_id)) for r in svc.peers.with_cards()]
+        table_gone = getattr(svc.peers, "gone", None)
+        gone = self._gone.update(peers, time.time(), table_gone() if callable(table_gone) else [])
+        me = {
+            "peer_id": svc.peer_id,
+            "name": a.config.agent.name,
+            "role": a.config.agent.role,
+            "state": "connected" if svc.state == "running" else svc.state,
+            "addrs": list(svc.listen_addrs),
+            "tools": sorted(t["name"] for t in a.tools.describe_all()),
+            "version": a.config.agent.version,
+            "started_at": round(time.time() - (time.monotonic() - a.started_at), 3),
+            "stats": stats.get(svc.peer_id),
+        }
+        return page_state(
+            me, peers, gone,
+            activity.recent() if activity is not None else [],
+            _recent_tasks(a.tasks),
+            a.router.list_tools(),
+            a.config.api.token is not None,
+        )
+
+    def get(self) -> tuple[dict[str, Any], str]:
+        now = time.monotonic()
+        if not self._json or now - self._at >= SNAPSHOT_TTL_S:
+            self._state = self._build()
+            self._json = json.dumps(self._state, separators=(",", ":"), ensure_ascii=False)
+            self._at = now
+        return self._state, self._json
+
+
+# ---------------------------------------------------------------------- routes
+def _asset(name: str) -> str:
+    return resources.files("agent.ui").joinpath(name).read_text(encoding="utf-8")
+
+
+def render_page(state_json: str) -> str:
+    # "</" inside the inlined JSON would end the <script> element early.
+    safe = state_json.replace("</", "<\\/")
+    return _asset("index.html").replace("{{STATE}}", safe)
+
+
+def ui_router(agent: "Agent") -> APIRouter:
+    router = APIRouter(responses={500: {"description": "an unforeseen failure (see the incident id in the agent's log)"}})
+    snaps = _Snapshots(agent)
+
+    @router.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        # The first state is inlined so the page paints without waiting for the stream.
+        return HTMLResponse(render_page(snaps.get()[1]), headers={"Cache-Control": "no-store"})
+
+    @router.get("/ui/static/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        media = _ASSETS.get(name)
+        if media is None:
+            return JSONResponse({"error": {"code": "not_found", "message": f"no asset '{name}' in /ui/static"}}, 404)
+        return Response(_asset(name), media_type=media, headers={"Cache-Control": "max-age=300"})
+
+    @router.get("/ui/state")
+    async def state() -> Response:
+        return Response(snaps.get()[1], media_type="application/json")
+
+    # The page's own server-sent event stream: not part of the API contract
+    # (and an endless stream is no case for a schema fuzzer).
+    @router.get("/ui/events", include_in_schema=False)
+    async def events(request: Request) -> StreamingResponse:
+        async def stream():
+            yield f"retry: {RETRY_MS}\n\n"
+            last, quiet_since = "", time.monotonic()
+            # Ends when the P2P side stops, so an open page never holds up shutdown.
+            while agent.service.state == "running" and not await request.is_disconnected():
+                body = snaps.get()[1]
+                if body != last:
+                    yield f"event: state\ndata: {body}\n\n"
+                    last, quiet_since = body, time.monotonic()
+                elif time.monotonic() - quiet_since > KEEPALIVE_S:
+                    yield ": keepalive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(STREAM_TICK_S)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    return router

@@ -1,0 +1,123 @@
+"""API fuzzing against a live orchestrator with a worker behind it.
+
+- schemathesis generates requests from the agent's own OpenAPI document (the
+  real request bodies of /tools/{name}/invoke, /mcp and /a2a are declared there)
+  and checks every answer: never a 500, and always inside the documented schema;
+- hypothesis throws JSON-RPC-shaped and arbitrary JSON bodies at /mcp and /a2a.
+
+Afterwards the cluster still serves an honest routed call.  Bounded: the
+number of cases per operation is PRAXIS_FUZZ_EXAMPLES (default 30).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis import checks
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from .conftest import AgentProc, agent_sets, free_port, wait_for
+
+EXAMPLES = int(os.environ.get("PRAXIS_FUZZ_EXAMPLES", "30"))
+STATS: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, request):
+    from agent.keys import load_or_create_seed, peer_id_from_seed, publish_public_entry
+
+    root = tmp_path_factory.mktemp("fuzz-api")
+    o_p2p, o_api, w_p2p, w_api = free_port(), free_port(), free_port(), free_port()
+    seed = load_or_create_seed(root / "orchestrator")
+    publish_public_entry(root, "localhost", peer_id_from_seed(seed), "orchestrator")
+    boot = f"p2p.bootstrap_nodes=[/dns4/localhost/tcp/{o_p2p}]"
+    orch = AgentProc("orchestrator.yaml", agent_sets("orchestrator", root, o_p2p, o_api), root / "orch.log")
+    worker = AgentProc("worker.yaml", agent_sets("worker-1", root, w_p2p, w_api) + [boot], root / "worker.log")
+    try:
+        orch.wait_healthy()
+        worker.wait_healthy()
+        wait_for(lambda: any(p["name"] == "worker-1" for p in orch.peers()), 30, what="worker in /peers")
+        yield orch
+    finally:
+        tr = request.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and STATS:
+            tr.write_line("api fuzz: " + ", ".join(f"{k}={v}" for k, v in sorted(STATS.items())))
+        for p in (worker, orch):
+            p.kill(signal.SIGTERM)
+
+
+def test_every_answer_is_documented_and_never_a_500(api):
+    schema = schemathesis.openapi.from_url(api.url + "/openapi.json")
+    operations = [op.ok() for op in schema.get_all_operations()]
+    assert operations, "the OpenAPI document lists no operations"
+    failures: list[str] = []
+    for op in operations:
+
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+        @given(case=op.as_strategy())
+        def run(case):
+            response = case.call(timeout=30)
+            STATS["schemathesis cases"] += 1
+            STATS[f"status {response.status_code}"] += 1
+            assert response.status_code != 500, f"{case.method} {case.formatted_path} → 500: {response.text[:300]}"
+            # positive_data_acceptance does not apply: a tool's arguments are
+            # checked against that tool's own schema (a 422 for schema-valid
+            # JSON is the contract), and a PeerID is more than its pattern.
+            case.validate_response(response, excluded_checks=[checks.positive_data_acceptance])
+
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as e:  # noqa: BLE001 - collect every operation's failure, then fail once
+            failures.append(f"{op.method.upper()} {op.path}: {str(e)[:800]}")
+    assert not failures, "\n\n".join(failures)
+
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=15,
+)
+METHODS = [
+    "initialize", "tools/list", "tools/call", "ping", "server/discover", "notifications/initialized",
+    "SendMessage", "GetTask", "ListTasks", "CancelTask", "message/send", "tasks/get", "tasks/cancel", "nope",
+]
+rpc_bodies = st.fixed_dictionaries(
+    {"jsonrpc": st.just("2.0") | json_values, "method": st.sampled_from(METHODS) | json_values},
+    optional={"id": st.integers() | st.text(max_size=8) | json_values, "params": json_values},
+)
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/a2a"])
+def test_json_rpc_bodies_get_json_answers(api, path):
+    client = httpx.Client(base_url=api.url, timeout=30)
+
+    @settings(max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(body=rpc_bodies | json_values)
+    def run(body):
+        r = client.post(path, content=json.dumps(body), headers={"content-type": "application/json", "accept": "application/json, text/event-stream"})
+        STATS[f"{path} bodies"] += 1
+        STATS[f"{path} status {r.status_code}"] += 1
+        assert r.status_code != 500, r.text[:300]
+        if r.content and r.headers.get("content-type", "").startswith("application/json"):
+            r.json()
+
+    try:
+        # Issue 8: 100 000 nested lists once raised RecursionError (plain-text
+        # 500) and uvicorn then closed the kept-alive connection.
+        deep = "[" * 100_000 + "]" * 100_000
+        r = client.post(path, content=deep, headers={"content-type": "application/json"})
+        assert r.status_code != 500 and r.headers.get("content-type", "").startswith("application/json"), r.text[:300]
+        run()
+    finally:
+        client.close()
+    # The cluster still routes an honest call afterwards.
+    r = httpx.post(api.url + "/tools/echo/invoke", json={"arguments": {"message": "ok"}}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == {"message": "ok"}
