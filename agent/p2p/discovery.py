@@ -223,8 +223,10 @@ class MdnsDiscovery:
         interfaces: list[str] | None,
         on_found: Callable[[str, list[str], str | None], None],
         on_removed: Callable[[str], None],
+        browse: bool = True,
     ) -> None:
         self.service_type = f"_{service}._tcp.local."
+        self._browse = browse
         self._peer_id = peer_id
         self._port = port
         self._props = {"peer_id": peer_id, **properties}
@@ -269,7 +271,8 @@ class MdnsDiscovery:
             # The instances share one name (this PeerID): they must not see each
             # other as a conflict.
             zc.register_service(info, cooperating_responders=len(instances) > 1)
-            self._browsers.append(ServiceBrowser(zc, self.service_type, handlers=[self._on_change]))
+            if self._browse:
+                self._browsers.append(ServiceBrowser(zc, self.service_type, handlers=[self._on_change]))
 
     def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
         from zeroconf import ServiceStateChange

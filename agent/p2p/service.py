@@ -326,6 +326,10 @@ class P2PService:
             interfaces=self.p2p.mdns_interfaces,
             on_found=found,
             on_removed=lambda peer_id: found(peer_id, []),
+            # Workers only announce: the orchestrator browses and dials them
+            # (the star above).  A browsing worker would resolve every other
+            # worker's record too: mDNS traffic growing with N² at scale.
+            browse=self.config.agent.role != "worker",
         )
         # Registration probes the network for ~1.5 s: never on the trio loop.
         self._spawn(self._register_mdns)
