@@ -87,7 +87,9 @@ class _PeerCollector:
             card = rec.card or {}
             name = str(card.get("name") or "")
             role = rec.registry_role or str(card.get("role") or "unknown")
-            info.add_metric([rec.peer_id, name, role, getattr(rec, "state", None) or "connected",
+            # The peer table says alive/suspect; metrics and the page say connected/suspect.
+            state = getattr(rec, "state", None)
+            info.add_metric([rec.peer_id, name, role, "connected" if state in (None, "alive") else state,
                              getattr(rec, "joined_via", None) or "unknown"], 1)
             if rec.rtt_ms is not None:
                 rtt.add_metric([rec.peer_id, name], rec.rtt_ms / 1000)

@@ -28,7 +28,8 @@ class PeerRecord:
     rtt_ms: float | None = None
     # Liveness: "alive", or "suspect" while a missed ping awaits an answer.
     state: str = "alive"
-    joined_via: str = "inbound"
+    # How it joined (JOINED_VIA), set by the service when it connects; None: not known.
+    joined_via: str | None = None
     inflight: int = 0
 
     def public(self) -> dict[str, Any]:
