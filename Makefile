@@ -21,6 +21,8 @@ DEPS_KEY        := $(shell { cat pyproject.toml; echo '$(PY)'; } | sha256sum | c
 VENV_STAMP      := $(VENV)/.praxis-test-$(DEPS_KEY)
 BENCH_STAMP     := $(VENV)/.praxis-bench-$(DEPS_KEY)
 N               ?= 2
+# Extra arguments for `make local`, e.g. LOCAL_ARGS="--api-port 22000 --p2p-port 22100"
+LOCAL_ARGS      ?=
 # The project name plain `docker compose` / `docker-compose` would use here
 # too ($COMPOSE_PROJECT_NAME, else the directory name), so that their
 # exec/logs/ps commands see the containers `make up` started.
@@ -116,7 +118,7 @@ keys: $(VENV_STAMP) ## create node keys + public entries in ./keys for local run
 	$(VPY) gen_keys.py
 
 local: $(VENV_STAMP) ## a local cluster without Docker: orchestrator + N workers (Ctrl-C stops all)
-	$(VPY) -m agent local --workers $(N)
+	$(VPY) -m agent local --workers $(N) $(LOCAL_ARGS)
 
 install: venv ## (kept for old habits) = make venv; nothing goes into the host python
 
@@ -134,8 +136,13 @@ test-unit: $(VENV_STAMP) ## unit tests
 test-integration: $(VENV_STAMP) ## integration tests (real agents on loopback)
 	$(PYTEST) tests/integration -q
 
-test-e2e: $(VENV_STAMP) ## end-to-end tests against the compose cluster (builds the image)
-	$(PYTEST) tests/e2e -q -s
+# The fixture runs images/build-image.sh: it gets the venv's python as $$PY too.
+# Swarm runs last, in a session of its own: `docker swarm leave` detaches the
+# containers of compose projects on user-defined networks (moby/moby#42877),
+# so it must not run while the compose clusters of the other scenarios exist.
+test-e2e: $(VENV_STAMP) ## end-to-end tests: compose cluster scenarios, then Swarm (builds the image)
+	PY='$(VPY)' $(PYTEST) tests/e2e -q -s --ignore=tests/e2e/test_swarm.py
+	PY='$(VPY)' $(PYTEST) tests/e2e/test_swarm.py -q -s
 
 bench: $(BENCH_STAMP) ## benchmarks
 	$(VPY) -m bench

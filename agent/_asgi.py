@@ -9,7 +9,8 @@ has started.  Both answer in the one error shape of :mod:`agent.errors`.
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from .errors import TOO_LARGE, PraxisError, error_body, http_status, internal
 

@@ -20,7 +20,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .card import for_base_url
-from .errors import BAD_REQUEST, TOO_LARGE, PraxisError, Unavailable, error_body, internal
+from .constants import HTTP_BODY_ENVELOPE
+from .errors import BAD_REQUEST, TOO_LARGE, UNAVAILABLE, PraxisError, error_body, internal
 from .messages import INTERNAL_ERROR, rpc_error
 from .rpc import _jsonrpc
 from .rpc.mcp import PROTOCOL_VERSION_META
@@ -54,9 +55,15 @@ def _openapi(streams: bool) -> dict[str, Any]:
         "200": _RPC_ANSWER,
         "202": {"description": "notification accepted (no answer)"},
         "401": {"description": "missing or wrong bearer token", **_ERROR},
-        "413": {"description": "body larger than p2p.max_message_size", **_ERROR},
+        "413": {"description": "body larger than p2p.max_message_size + 64 KiB", **_ERROR},
+        "500": {"description": "an unforeseen failure (see the incident id in the agent's log)", **_ERROR},
     }
-    if streams:
+    if not streams:
+        # MCP 2026-07-28 sends some JSON-RPC errors with these statuses.
+        responses["400"] = {"description": "JSON-RPC error (bad params, unsupported protocol version)", **_ERROR}
+        responses["404"] = {"description": "JSON-RPC error: method not found (2026-07-28 requests)", **_ERROR}
+        responses["406"] = {"description": "Accept allows neither application/json nor text/event-stream", **_ERROR}
+    else:
         responses["200"] = {
             **_RPC_ANSWER,
             "content": {**_RPC_ANSWER["content"], "text/event-stream": {"schema": {"type": "string"}}},
@@ -93,9 +100,8 @@ async def _read_body(request: Request, limit: int) -> bytes | Response:
 
 
 def _too_large(limit: int) -> Response:
-    err = PraxisError(TOO_LARGE, f"request body larger than {limit} bytes (p2p.max_message_size)")
-    # The rest of the body is not read; the connection cannot be reused.
-    return JSONResponse(error_body(err), status_code=413, headers={"Connection": "close"})
+    err = PraxisError(TOO_LARGE, f"request body over the limit of {limit} bytes")
+    return JSONResponse(error_body(err), status_code=413)
 
 
 def _not_allowed(what: str) -> Response:
@@ -106,7 +112,9 @@ def _not_allowed(what: str) -> Response:
 def create_rpc_router(agent: "Agent", require_token: Callable[..., Any]) -> APIRouter:
     router = APIRouter()
     auth = [Depends(require_token)]
-    limit = agent.config.p2p.max_message_size
+    # The API's bound (agent._asgi.LimitBody) already refuses larger declared
+    # bodies; this one also holds for the router alone (unit tests, other apps).
+    limit = agent.config.p2p.max_message_size + HTTP_BODY_ENVELOPE
 
     def observe(proto: str, answer: dict[str, Any] | None, t0: float) -> None:
         outcome = "error" if answer and "error" in answer else "ok"
@@ -189,14 +197,14 @@ def create_rpc_router(agent: "Agent", require_token: Callable[..., Any]) -> APIR
     @router.get(
         "/.well-known/agent-card.json",
         responses={
-            503: {"description": "P2P host not started (error body)"},
-            500: {"description": "an unforeseen failure (see the incident id in the agent's log)"},
+            "503": {"description": "P2P host not started", **_ERROR},
+            "500": {"description": "an unforeseen failure (see the incident id in the agent's log)", **_ERROR},
         },
     )
     async def agent_card(request: Request) -> JSONResponse:
         card = agent.service.card
         if not card:
-            return JSONResponse(error_body(Unavailable("P2P host not started")), status_code=503)
+            return JSONResponse(error_body(PraxisError(UNAVAILABLE, "P2P host not started")), status_code=503)
         # URLs as this client reached us (a container's own address is not
         # what a client behind a port mapping can dial).
         return JSONResponse(for_base_url(card, str(request.base_url)))

@@ -11,6 +11,7 @@ package (``agent/ui/``): the cluster has no internet.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import time
 from importlib import resources
@@ -50,7 +51,8 @@ def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
         "peer_id": rec.peer_id,
         "name": card.get("name") or rec.peer_id[:12],
         "role": rec.registry_role or card.get("role") or "unknown",
-        "state": getattr(rec, "state", None) or "connected",
+        # The peer table says alive/suspect; the page says connected/suspect/gone.
+        "state": {"alive": "connected", None: "connected"}.get(getattr(rec, "state", None), rec.state),
         "joined_via": getattr(rec, "joined_via", None),
         "rtt_ms": None if rec.rtt_ms is None else round(rec.rtt_ms, 2),
         "addrs": list(rec.addrs),
@@ -61,25 +63,49 @@ def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class GoneTracker:
-    """Remembers peers that left: the peer table forgets them at once, the page
-    keeps them for :data:`GONE_KEEP_S` so a user sees who dropped."""
+    """Peers that left, kept on the page for :data:`GONE_KEEP_S`.
+
+    Two sources: a peer this page saw that is no longer in the table (with its
+    role and tools), and the peer table's own recently-gone list (``{"peer_id",
+    "name", "when", "reason"}``), which also knows peers that left while no
+    page was watching, and why."""
 
     def __init__(self, keep_s: float = GONE_KEEP_S) -> None:
         self._keep_s = keep_s
         self._last: dict[str, dict[str, Any]] = {}
         self._gone: dict[str, dict[str, Any]] = {}
 
-    def update(self, current: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    def update(self, current: list[dict[str, Any]], now: float,
+               reported: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
         ids = {p["peer_id"] for p in current}
         for pid, view in self._last.items():
             if pid not in ids and pid not in self._gone:
                 self._gone[pid] = {**view, "state": "gone", "gone_at": round(now, 3), "stats": None}
+        for entry in reported:
+            pid, when = entry.get("peer_id"), _epoch(entry.get("when"))
+            if not pid or pid in ids or when is None or now - when > self._keep_s:
+                continue
+            if pid not in self._gone:
+                self._gone[pid] = {
+                    "peer_id": pid, "name": entry.get("name") or pid[:12], "role": "unknown", "state": "gone",
+                    "joined_via": None, "rtt_ms": None, "addrs": [], "tools": [], "connected_since": None,
+                    "stats": None, "gone_at": when,
+                }
+            self._gone[pid].setdefault("reason", entry.get("reason"))
         for pid in ids:
             self._gone.pop(pid, None)
         for pid in [p for p, v in self._gone.items() if now - v["gone_at"] > self._keep_s]:
             del self._gone[pid]
         self._last = {p["peer_id"]: p for p in current}
         return sorted(self._gone.values(), key=lambda v: -v["gone_at"])
+
+
+def _epoch(iso: Any) -> float | None:
+    """``2026-12-06T14:30:50Z`` (the peer table's UTC timestamps) as seconds."""
+    try:
+        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return None
 
 
 def task_view(task: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +162,8 @@ class _Snapshots:
         activity = getattr(a, "activity", None)
         stats = activity.per_peer() if activity is not None else {}
         peers = [peer_view(r, stats.get(r.peer_id)) for r in svc.peers.with_cards()]
-        gone = self._gone.update(peers, time.time())
+        table_gone = getattr(svc.peers, "gone", None)
+        gone = self._gone.update(peers, time.time(), table_gone() if callable(table_gone) else [])
         me = {
             "peer_id": svc.peer_id,
             "name": a.config.agent.name,
@@ -177,7 +204,7 @@ def render_page(state_json: str) -> str:
 
 
 def ui_router(agent: "Agent") -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(responses={500: {"description": "an unforeseen failure (see the incident id in the agent's log)"}})
     snaps = _Snapshots(agent)
 
     @router.get("/ui", response_class=HTMLResponse, include_in_schema=False)
@@ -196,7 +223,9 @@ def ui_router(agent: "Agent") -> APIRouter:
     async def state() -> Response:
         return Response(snaps.get()[1], media_type="application/json")
 
-    @router.get("/ui/events")
+    # The page's own server-sent event stream: not part of the API contract
+    # (and an endless stream is no case for a schema fuzzer).
+    @router.get("/ui/events", include_in_schema=False)
     async def events(request: Request) -> StreamingResponse:
         async def stream():
             yield f"retry: {RETRY_MS}\n\n"

@@ -49,6 +49,7 @@ class Metrics:
             "praxis_discovery_events_total", "Discovery events by source and event", ["source", "event"], registry=r
         )
         self.refused = Counter("praxis_refused_peers_total", "Peers or requests refused, by reason", ["reason"], registry=r)
+        self.peer_drops = Counter("praxis_peer_drops_total", "Peers dropped from the peer table, by reason", ["reason"], registry=r)
         self.cards = Counter("praxis_cards_exchanged_total", "Card exchanges by outcome", ["outcome"], registry=r)
 
     def describe_agent(self, name: str, role: str, peer_id: str, version: str,
@@ -86,7 +87,9 @@ class _PeerCollector:
             card = rec.card or {}
             name = str(card.get("name") or "")
             role = rec.registry_role or str(card.get("role") or "unknown")
-            info.add_metric([rec.peer_id, name, role, getattr(rec, "state", None) or "connected",
+            # The peer table says alive/suspect; metrics and the page say connected/suspect.
+            state = getattr(rec, "state", None)
+            info.add_metric([rec.peer_id, name, role, "connected" if state in (None, "alive") else state,
                              getattr(rec, "joined_via", None) or "unknown"], 1)
             if rec.rtt_ms is not None:
                 rtt.add_metric([rec.peer_id, name], rec.rtt_ms / 1000)

@@ -16,7 +16,6 @@ takes seconds, and doing it here too blocked this agent's whole HTTP loop.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from typing import Any
@@ -24,11 +23,11 @@ from typing import Any
 from . import errors
 from .activity import recorded
 from .constants import ROUTE_ATTEMPTS
-from .errors import NOT_FOUND, UNKNOWN_TOOL, PeerUnavailable, PraxisError, RemoteError, ToolError
+from .errors import NOT_FOUND, UNKNOWN_TOOL, PeerUnavailable, PraxisError, ToolError
 from .execution import ToolExecutor
 from .p2p.peers import PeerRecord
 
-__all__ = ["ToolRouter", "Routed", "http_status_for"]
+__all__ = ["ToolRouter", "Routed"]
 
 
 class Routed:
@@ -65,14 +64,9 @@ class ToolRouter:
 
     @recorded
     async def invoke(self, name: str, arguments: dict[str, Any], peer_id: str | None = None) -> Routed:
-        """Run ``name`` here or on a peer.  Raises PraxisError subclasses only
-        (see :func:`_api_compatible`)."""
-        try:
-            return await self._invoke(name, arguments, peer_id)
-        except PraxisError as e:
-            raise _api_compatible(e) from None
-
-    async def _invoke(self, name: str, arguments: dict[str, Any], peer_id: str | None) -> Routed:
+        """Run ``name`` here or on a peer.  Raises PraxisError subclasses only:
+        ToolError (local), RemoteError (the peer's answer), PeerUnavailable,
+        CallTimeout, Unavailable (P2P side gone), PraxisError(not_found/too_large)."""
         t0 = time.perf_counter()
         me = self._svc.peer_id
         if peer_id == me or (peer_id is None and self._exec.has(name)):
@@ -100,8 +94,7 @@ class ToolRouter:
                 last = e  # never left this agent: safe to try the next provider
                 continue
             return Routed(result, target.peer_id, (time.perf_counter() - t0) * 1000)
-        assert last is not None
-        raise last
+        raise last or PeerUnavailable(f"no provider of '{name}' could be reached", unsent=True)
 
     def _order(self, providers: list[PeerRecord]) -> list[PeerRecord]:
         """Alive before suspect, then fewest in flight; ties rotate per call."""
@@ -112,22 +105,3 @@ class ToolRouter:
             key=lambda ip: (not self._svc.is_alive(ip[1].peer_id), ip[1].inflight, (ip[0] - turn) % n),
         )
         return [p for _, p in ranked]
-
-
-def _api_compatible(err: PraxisError) -> PraxisError:
-    """Shim until the API layer catches every PraxisError: it catches ToolError,
-    RemoteError and PeerUnavailable, so the others (CallTimeout, Unavailable,
-    too_large, not_found, internal) travel as a ToolError with the same code and
-    message.  Status codes come from the code (errors.HTTP_STATUS) either way."""
-    if isinstance(err, (ToolError, RemoteError, PeerUnavailable)):
-        return err
-    return ToolError(err.code, err.message, **err.details)
-
-
-def http_status_for(exc: BaseException) -> int:
-    """HTTP status of an error: errors.HTTP_STATUS by code (the one mapping)."""
-    if isinstance(exc, PraxisError):
-        return errors.http_status(exc)
-    if isinstance(exc, asyncio.TimeoutError):
-        return 504
-    return 500

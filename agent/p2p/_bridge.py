@@ -22,6 +22,8 @@ from typing import Any
 
 import trio
 
+from ..errors import Cancelled
+
 __all__ = ["TrioThread", "LoopGone"]
 
 
@@ -115,7 +117,10 @@ class TrioThread:
         return True
 
     def submit(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+        """Schedule ``fn(*args)`` on the loop.  Cancelling the returned future
+        (``asyncio.wrap_future`` does when the awaiting task is cancelled)
+        cancels the trio task, even once it is running."""
+        fut: concurrent.futures.Future = _CallFuture()
         token = self._token
 
         def _spawn() -> None:
@@ -135,25 +140,20 @@ class TrioThread:
         return fut
 
     async def _run_into(self, fut: concurrent.futures.Future, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+        # RUNNING from here: _CallFuture.cancel() then cancels the trio task.
         if not fut.set_running_or_notify_cancel():
             return
         with trio.CancelScope() as scope:
             token = self._token
-
-            def _on_done(f: concurrent.futures.Future) -> None:
-                # An asyncio caller that gave up cancels the trio task too.
-                if f.cancelled() and token is not None:
-                    try:
-                        token.run_sync_soon(scope.cancel)
-                    except trio.RunFinishedError:
-                        pass
-
-            fut.add_done_callback(_on_done)
+            if isinstance(fut, _CallFuture) and token is not None:
+                fut.bind_cancel(token, scope)
             try:
                 result = await fn(*args)
             except BaseException as e:
                 if not fut.done():
-                    if isinstance(e, trio.Cancelled):
+                    if isinstance(e, trio.Cancelled) and scope.cancel_called:
+                        fut.set_exception(Cancelled())  # the caller gave up
+                    elif isinstance(e, trio.Cancelled):
                         fut.set_exception(LoopGone("P2P service stopped"))
                     else:
                         fut.set_exception(e)
@@ -180,6 +180,33 @@ class TrioThread:
             token.run_sync_soon(fn, *args)
         except trio.RunFinishedError:
             raise LoopGone("P2P service is not running") from None
+
+
+class _CallFuture(concurrent.futures.Future):
+    """A Future whose ``cancel()`` also reaches a running trio task.
+
+    A plain concurrent Future cannot be cancelled once running, so an asyncio
+    caller that gave up (HTTP client gone, A2A CancelTask) left the trio call
+    running to its timeout and the peer never heard of it.
+    """
+
+    _cancel_trio: Callable[[], None] | None = None
+
+    def bind_cancel(self, token: trio.lowlevel.TrioToken, scope: trio.CancelScope) -> None:
+        def cancel() -> None:
+            try:
+                token.run_sync_soon(scope.cancel)
+            except trio.RunFinishedError:
+                pass
+
+        self._cancel_trio = cancel
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        if not self.done() and self._cancel_trio is not None:
+            self._cancel_trio()
+        return False
 
 
 def _unwrap(e: BaseException) -> BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 import socket
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import ifaddr
 import multiaddr
 import trio
 
+from .. import constants as C
 from ..keys import resolve_peer_id
 from . import _workarounds
 
@@ -40,7 +42,14 @@ log = logging.getLogger("agent.discovery")
 # First pause between bootstrap rounds; doubles each failed round up to
 # p2p.discovery_interval, so a worker that starts before the orchestrator joins
 # within about a second of it coming up, and a missing one costs little.
+# Each pause is drawn from [backoff/2, backoff] ("equal jitter"): workers that
+# failed together (orchestrator restarting) do not retry together.
 BOOTSTRAP_INITIAL_BACKOFF = 0.25
+
+
+def jittered(backoff: float, rng: Any = random) -> float:
+    """A pause in [backoff/2, backoff]: still grows, no longer in lockstep."""
+    return backoff / 2 + rng.uniform(0, backoff / 2)
 # How long a zeroconf lookup of one announced service may take.
 MDNS_RESOLVE_TIMEOUT_MS = 3000
 
@@ -120,8 +129,11 @@ def parse_bootstrap_addr(addr: str) -> tuple[str, str, int, str | None]:
 class Bootstrapper:
     """Dial the bootstrap nodes in rounds until one answers; resume when all are lost."""
 
-    def __init__(self, service: "P2PService", nodes: list[str], keystore_root: Path) -> None:
+    def __init__(
+        self, service: "P2PService", nodes: list[str], keystore_root: Path, rng: random.Random | None = None
+    ) -> None:
         self._svc = service
+        self._rng = rng or random.Random()
         self._nodes = nodes
         self._root = keystore_root
         self._known: set[str] = set()  # peer ids we reached through bootstrap
@@ -138,6 +150,9 @@ class Bootstrapper:
     async def run(self) -> None:
         backoff = BOOTSTRAP_INITIAL_BACKOFF
         max_backoff = self._svc.p2p.discovery_interval
+        # First-dial jitter: N workers started by one `compose up` reach the
+        # orchestrator spread over a second, not in one burst of handshakes.
+        await trio.sleep(self._rng.uniform(0, C.BOOTSTRAP_FIRST_DIAL_JITTER))
         while True:
             if self._connected():
                 await self._lost.wait()
@@ -146,10 +161,13 @@ class Bootstrapper:
                     continue
                 log.info("Lost every bootstrap node; dialling again")
                 backoff = BOOTSTRAP_INITIAL_BACKOFF
+                # The orchestrator went away for all its workers at once:
+                # do not all come back in the same instant either.
+                await trio.sleep(self._rng.uniform(0, C.BOOTSTRAP_FIRST_DIAL_JITTER))
             if await self._round():
                 backoff = BOOTSTRAP_INITIAL_BACKOFF
                 continue
-            await trio.sleep(backoff)
+            await trio.sleep(jittered(backoff, self._rng))
             backoff = min(backoff * 2, max_backoff)
 
     async def _round(self) -> bool:
@@ -164,7 +182,7 @@ class Bootstrapper:
             if target is None:
                 continue
             try:
-                peer_id = await self._svc.dial(target)
+                peer_id = await self._svc.dial(target, via="bootstrap")
             except Exception as e:
                 self._svc.metrics.discovery.labels("bootstrap", "failed").inc()
                 log.warning("%s", e)

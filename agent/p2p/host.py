@@ -88,7 +88,13 @@ class Host:
             ),
         )
         _workarounds.disable_auto_connector(host.get_network())
-        _workarounds.limit_pending_handshakes(host.get_network(), C.PENDING_HANDSHAKES_PER_IP, C.PENDING_HANDSHAKES)
+        _workarounds.limit_pending_handshakes(
+            host.get_network(),
+            slots=C.HANDSHAKE_SLOTS,
+            total=C.PENDING_HANDSHAKES,
+            per_ip=C.PENDING_HANDSHAKES_PER_IP,
+            queue_wait=C.HANDSHAKE_QUEUE_WAIT,
+        )
         host.get_network().register_notifee(_Notifee(on_connected, on_disconnected))
         self.libp2p = host
 

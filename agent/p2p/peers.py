@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PeerRecord", "PeerTable"]
+from ..constants import GONE_LIST_SIZE
+
+__all__ = ["PeerRecord", "PeerTable", "JOINED_VIA"]
+
+# How a peer came to be connected: we dialled it from a bootstrap address or
+# after mDNS found it, or it dialled us.
+JOINED_VIA = ("bootstrap", "mdns", "inbound", "dial")
 
 
 @dataclass
@@ -19,7 +26,10 @@ class PeerRecord:
     # Role from the keystore registry (authenticated PeerID), not from the card.
     registry_role: str | None = None
     rtt_ms: float | None = None
-    missed_pings: int = 0
+    # Liveness: "alive", or "suspect" while a missed ping awaits an answer.
+    state: str = "alive"
+    # How it joined (JOINED_VIA), set by the service when it connects; None: not known.
+    joined_via: str | None = None
     inflight: int = 0
 
     def public(self) -> dict[str, Any]:
@@ -32,6 +42,8 @@ class PeerRecord:
             "addrs": list(self.addrs),
             "connected_since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.connected_since)),
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 3),
+            "state": self.state,
+            "joined_via": self.joined_via,
             "card": card,
         }
 
@@ -43,6 +55,7 @@ class PeerTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._peers: dict[str, PeerRecord] = {}
+        self._gone: deque[dict[str, Any]] = deque(maxlen=GONE_LIST_SIZE)
 
     def get(self, peer_id: str) -> PeerRecord | None:
         with self._lock:
@@ -59,9 +72,24 @@ class PeerTable:
                         rec.addrs.append(a)
             return rec
 
-    def remove(self, peer_id: str) -> PeerRecord | None:
+    def remove(self, peer_id: str, reason: str | None = None) -> PeerRecord | None:
+        """Forget a peer; with a ``reason``, a peer users saw (card exchanged)
+        goes on the short recently-gone list."""
         with self._lock:
-            return self._peers.pop(peer_id, None)
+            rec = self._peers.pop(peer_id, None)
+            if rec is not None and reason is not None and rec.card is not None:
+                self._gone.append({
+                    "name": rec.card.get("name"),
+                    "peer_id": peer_id,
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "reason": reason,
+                })
+            return rec
+
+    def gone(self) -> list[dict[str, Any]]:
+        """Recently departed peers, newest first (for the UI)."""
+        with self._lock:
+            return list(reversed(self._gone))
 
     def __contains__(self, peer_id: str) -> bool:
         with self._lock:

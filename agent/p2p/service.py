@@ -4,9 +4,10 @@
 - :class:`~agent.p2p.cards.CardExchange`: cards and verified roles;
 - :class:`~agent.p2p.pool.ChannelPool`: client channels per peer and protocol;
 - :mod:`agent.serving`: authorization and the tool/MCP/A2A endpoints;
-- liveness: anything with ``run()``, ``is_alive(peer_id)``, ``forget(peer_id)``
-  (today :class:`~agent.p2p.ping.PingLiveness`; pass ``liveness_factory`` to
-  replace it);
+- liveness: anything with ``run()``, ``watch(peer_id, muxed_conn)``,
+  ``is_alive(peer_id)``, ``forget(peer_id)`` (today
+  :class:`~agent.p2p.liveness.Liveness`, SWIM/Lifeguard; pass
+  ``liveness_factory`` to replace it);
 - discovery (bootstrap, mDNS) from :mod:`agent.p2p.discovery`.
 
 This module owns the peer table's membership and the loop's life.  If an
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,7 +48,7 @@ from .cards import CardExchange
 from .discovery import Bootstrapper, MdnsDiscovery
 from .host import Host, conn_addrs, reason
 from .peers import PeerTable
-from .ping import PingLiveness
+from .liveness import PING_PROTOCOL, Liveness, handle_ping
 from .pool import ChannelPool
 from .security import resolve_psk
 
@@ -54,14 +56,25 @@ __all__ = ["P2PService", "PeerUnavailable", "RemoteError", "LoopGone"]
 
 log = logging.getLogger("agent.p2p")
 
-# Builds the liveness part: (service) -> object with run/is_alive/forget.
+# Builds the liveness part: (service) -> object with run/watch/is_alive/forget.
 LivenessFactory = Callable[["P2PService"], Any]
 
 
-def _ping_liveness(svc: "P2PService") -> PingLiveness:
-    return PingLiveness(
-        svc.peers, svc.p2p.ping_interval, svc.host.has_connection, svc.host.open_stream,
-        svc._drop_peer, svc._disconnect, svc._spawn,
+def _swim_liveness(svc: "P2PService") -> Liveness:
+    def changed(peer_id: str, state: str, rtt_ms: float | None) -> None:
+        rec = svc.peers.get(peer_id)
+        if rec is not None:
+            rec.state = state
+            if rtt_ms is not None:
+                rec.rtt_ms = rtt_ms
+
+    return Liveness(
+        svc.p2p.ping_interval,
+        open_stream=lambda peer_id: svc.host.open_stream(peer_id, PING_PROTOCOL),
+        connected=svc.host.has_connection,
+        # Out of the table first (counted under this reason), then closed.
+        drop=lambda peer_id, why: svc._spawn(svc._disconnect, peer_id, why),
+        on_change=changed,
     )
 
 
@@ -77,7 +90,7 @@ class P2PService:
         metrics: Metrics,
         tasks: TaskStore | None = None,
         executor: ToolExecutor | None = None,
-        liveness_factory: LivenessFactory = _ping_liveness,
+        liveness_factory: LivenessFactory = _swim_liveness,
     ) -> None:
         self.config = config
         self.p2p = config.p2p
@@ -98,11 +111,12 @@ class P2PService:
         self._bootstrapper: Bootstrapper | None = None
         self._mdns: MdnsDiscovery | None = None
         self._dialing: set[str] = set()
+        self._dial_via: dict[str, str] = {}  # peer id -> why we are dialling it (bootstrap, mdns)
 
         self.host = Host(config, keypair, self.peer_id, metrics)
         self.cards = CardExchange(
             self.peers, registry, metrics, self._limit, self.p2p.security.allowed_peer_types,
-            self.host.open_stream, lambda peer_id, why: self._spawn(self._disconnect, peer_id, why),
+            self.host.open_stream, lambda peer_id, why: self._spawn(self._disconnect, peer_id, C.DROP_REFUSED),
         )
         self.pool = ChannelPool(
             self.host.open_stream, self._limit,
@@ -161,6 +175,7 @@ class P2PService:
         root = self.p2p.effective_keystore_root
         psk = await trio.to_thread.run_sync(resolve_psk, self.p2p.security.psk, root)
         self.host.build(psk, self._on_connected, self._on_disconnected)
+        _workarounds.own_ping_handler(self.host.libp2p, PING_PROTOCOL, handle_ping)
         self._nursery = nursery
         self.pool.attach(nursery)
         if C.CARD_PROTOCOL in self.p2p.protocols:
@@ -220,34 +235,41 @@ class P2PService:
             self._spawn(self.host.close_conn, conn)
             return
         new = peer_id not in self.peers
-        self.peers.ensure(peer_id, conn_addrs(conn))
+        rec = self.peers.ensure(peer_id, conn_addrs(conn))
+        # Liveness watches the peer, and every frame on this connection is proof of life.
+        self.liveness.watch(peer_id, conn.muxed_conn)
         if new:
             # The dialler opens the card exchange (one stream per connection,
             # not two); the listener steps in only if no card comes.
             inbound = getattr(getattr(conn, "direction", None), "name", "") == "INBOUND"
+            rec.joined_via = "inbound" if inbound else self._dial_via.get(peer_id, "dial")
             self._spawn(self.cards.identify, peer_id, inbound)
 
     def _on_disconnected(self, conn: INetConn) -> None:
         if self.host.remaining_connections(conn):
             return
-        self._drop_peer(str(conn.muxed_conn.peer_id), "disconnected")
+        self._drop_peer(str(conn.muxed_conn.peer_id), C.DROP_DISCONNECTED)
 
-    def _drop_peer(self, peer_id: str, why: str) -> None:
-        rec = self.peers.remove(peer_id)
+    def _drop_peer(self, peer_id: str, reason: str) -> None:
+        """Forget a peer; ``reason`` is one of constants.DROP_REASONS."""
+        rec = self.peers.remove(peer_id, reason)
         self.liveness.forget(peer_id)
         for ch in self.pool.drop(peer_id):
             self._spawn(ch.aclose)
         if rec is None:
             return
         self.metrics.connected_peers.set(len(self.peers.with_cards()))
+        self.metrics.peer_drops.labels(reason).inc()
         name = (rec.card or {}).get("name", "?")
-        log.info("Peer %s (%s) %s", peer_id, name, why)
+        log.info("Peer %s (%s) dropped: %s", peer_id, name, reason)
         if self._bootstrapper is not None:
             self._bootstrapper.peer_lost(peer_id)
 
-    async def _disconnect(self, peer_id: str, why: str) -> None:
+    async def _disconnect(self, peer_id: str, reason: str) -> None:
+        # Out of the table first, so the "disconnected" notification that
+        # closing causes does not count this drop under the wrong reason.
+        self._drop_peer(peer_id, reason)
         await self.host.disconnect(peer_id)
-        self._drop_peer(peer_id, why)
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         """A task for one peer or one event: its failure is logged, never fatal."""
@@ -261,13 +283,18 @@ class P2PService:
         """Connected and not suspected by liveness (routing prefers these)."""
         return peer_id in self.peers and self.liveness.is_alive(peer_id)
 
-    async def dial(self, maddr: str | multiaddr.Multiaddr, wait_card: bool = False) -> str:
-        """Connect to ``/ip4|ip6/…/tcp/…/p2p/<id>``; returns the peer id."""
+    async def dial(self, maddr: str | multiaddr.Multiaddr, wait_card: bool = False, via: str = "dial") -> str:
+        """Connect to ``/ip4|ip6/…/tcp/…/p2p/<id>``; returns the peer id.
+        ``via`` (bootstrap, mdns) shows in /peers as how the peer joined."""
         ma = maddr if isinstance(maddr, multiaddr.Multiaddr) else multiaddr.Multiaddr(maddr)
         peer_id = str(ID.from_base58(ma.value_for_protocol("p2p")))
         if wait_card and self.cards.has_card(peer_id):
             return peer_id
-        await self.host.dial(ma, known=peer_id in self.peers)
+        self._dial_via[peer_id] = via
+        try:
+            await self.host.dial(ma, known=peer_id in self.peers)
+        finally:
+            self._dial_via.pop(peer_id, None)
         if wait_card:
             try:
                 with trio.fail_after(self.p2p.connection_timeout):
@@ -346,11 +373,16 @@ class P2PService:
             return
         self._dialing.add(peer_id)
         try:
+            # First-dial jitter: a peer heard of on mDNS has often just
+            # dialled us (workers bootstrap to the orchestrator); waiting a
+            # moment spares the duplicate handshake, and a burst of
+            # announcements does not become a burst of dials.
+            await trio.sleep(random.uniform(0, C.MDNS_DIAL_JITTER))
             for addr in addrs:
                 if peer_id in self.peers:
                     return
                 try:
-                    await self.dial(f"{addr}/p2p/{peer_id}")
+                    await self.dial(f"{addr}/p2p/{peer_id}", via=source)
                     self.metrics.discovery.labels(source, "connected").inc()
                     return
                 except Exception as e:

@@ -128,7 +128,6 @@ class A2ADispatcher(Dispatcher):
         return (done, artifact) if done is not None else None
 
     def _fail(self, task_id: str, e: PraxisError) -> dict[str, Any] | None:
-        task = self.store.get(task_id)
         text = f"{e.code}: {e.message}"
         peer = getattr(e, "peer_id", None)
         if peer:
@@ -136,7 +135,7 @@ class A2ADispatcher(Dispatcher):
         # A call the agent refused (no such tool, bad arguments) is rejected;
         # one that ran, or was routed, and failed is failed.
         state = "rejected" if e.code in (UNKNOWN_TOOL, INVALID_ARGUMENTS) else "failed"
-        return self.store.update(task_id, state, message=wire.agent_message(text, task_id, task["contextId"]))
+        return self.store.update(task_id, state, message=wire.agent_message(text, task_id))
 
     def _spawn(self, task_id: str, tool: str, args: dict[str, Any]) -> asyncio.Task[Any]:
         loop = asyncio.get_running_loop()

@@ -146,9 +146,9 @@ def read_state(value: Any, dialect: str) -> str | None:
 
 # --- rendering ------------------------------------------------------------------
 
-def agent_message(text: str, task_id: str, context_id: str) -> dict[str, Any]:
-    return {"messageId": str(uuid.uuid4()), "role": "agent", "parts": [{"text": text}],
-            "taskId": task_id, "contextId": context_id}
+def agent_message(text: str, task_id: str) -> dict[str, Any]:
+    """The agent's status message for a task (the store adds the contextId)."""
+    return {"messageId": str(uuid.uuid4()), "role": "agent", "parts": [{"text": text}], "taskId": task_id}
 
 
 def _part(part: dict[str, Any], dialect: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 import uuid
@@ -44,6 +45,8 @@ TERMINAL = frozenset({"completed", "failed", "canceled", "rejected"})
 TASK_NOT_FOUND = -32001
 TASK_NOT_CANCELABLE = -32002
 UNSUPPORTED_OPERATION = -32004
+
+log = logging.getLogger("agent.rpc.tasks")
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -142,7 +145,7 @@ class TaskStore:
                 self._emit(entry, {"kind": "artifact", "artifact": artifact})
             status: dict[str, Any] = {"state": state, "timestamp": now()}
             if message is not None:
-                status["message"] = message
+                status["message"] = {**message, "contextId": task["contextId"]}
             task["status"] = status
             final = state in TERMINAL
             self._emit(entry, {"kind": "status", "status": status, "final": final})
@@ -167,7 +170,10 @@ class TaskStore:
             entry.listeners = []
             task = _copy(entry.task)
         if stop is not None:
-            stop()
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - its loop is gone: nothing left to stop
+                log.warning("could not stop the call of canceled task %s", task_id, exc_info=True)
         return task
 
     # ------------------------------------------------------------- reading

@@ -6,7 +6,7 @@ transport."""
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 
 import httpx
 import pytest
@@ -23,16 +23,25 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 
+from agent.constants import A2A_PROTOCOL
+
 from . import rpc_cluster
+from .conftest import on_loop, p2p_addr, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
-def orch(tmp_path_factory):
-    procs = rpc_cluster.start(tmp_path_factory.mktemp("a2a"))
-    yield procs["orchestrator"]
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("a2a")
+    procs = rpc_cluster.start(root)
+    yield {"root": root, **procs}
     rpc_cluster.stop(procs)
+
+
+@pytest.fixture(scope="module")
+def orch(cluster):
+    return cluster["orchestrator"]
 
 
 def call(tool: str, arguments: dict, **config) -> SendMessageRequest:
@@ -146,7 +155,17 @@ def test_cancel_a_running_task(orch, dialect):
         finally:
             await client.close()
 
+    before = _cancelled_tool_calls(orch)
     run(go())
+    # The routed call was cancelled on the P2P side too (a cancel frame goes to the worker).
+    wait_for(lambda: _cancelled_tool_calls(orch) > before, 10, what="a cancelled tool call in the metrics")
+
+
+def _cancelled_tool_calls(orch) -> float:
+    text = httpx.get(orch.url + "/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("praxis_requests_total{") and 'protocol="/praxis/tool/1.0.0"' in line
+               and 'side="client"' in line and 'outcome="cancelled"' in line)
 
 
 def test_list_tasks(orch):
@@ -174,3 +193,34 @@ def test_list_tasks_in_the_03_dialect(orch):
     r = httpx.post(orch.url + "/a2a", json=body, headers={"A2A-Version": "0.3"}, timeout=10)
     tasks = r.json()["result"]["tasks"]
     assert tasks and all(t["kind"] == "task" for t in tasks)
+
+
+def test_the_same_dispatcher_over_p2p_runs_1_0_and_cancels(cluster, client_factory):
+    """/praxis/a2a/1.0.0 at the worker: 1.0 names, and CancelTask sent on the
+    stream cancels a SendMessage still running there."""
+    client = client_factory(cluster["root"], "orchestrator-2")  # role orchestrator in the keystore
+    worker = cluster["worker"]
+    wid = worker.wait_healthy()["peer_id"]
+    port = int(next(s for s in worker.proc.args if s.startswith("p2p.port=")).split("=")[1])
+    on_loop(client, client.service.dial, p2p_addr(port, wid), True)
+    rpc = client.service._rpc
+
+    def a2a(method, params, rid=1, timeout=10):
+        return client.service.submit(rpc, wid, A2A_PROTOCOL, {"jsonrpc": "2.0", "id": rid, "method": method,
+                                                              "params": params}, timeout)
+
+    message = {"role": "ROLE_USER", "messageId": "p1", "parts": [{"data": {"tool": "sleep", "arguments": {"seconds": 20}}}]}
+    running = a2a("SendMessage", {"message": message}, rid="send", timeout=30)
+    deadline = time.monotonic() + 10
+    while True:
+        listed = a2a("ListTasks", {"status": "TASK_STATE_WORKING"}).result(10)["result"]["tasks"]
+        if listed or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    (task,) = listed
+    canceled = a2a("CancelTask", {"id": task["id"]}).result(10)
+    assert canceled["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+    answer = running.result(10)
+    assert answer["id"] == "send" and answer["result"]["task"]["status"]["state"] == "TASK_STATE_CANCELED"
+    streaming = a2a("SendStreamingMessage", {"message": message}).result(10)
+    assert streaming["error"]["code"] == -32004  # streaming is HTTP-only

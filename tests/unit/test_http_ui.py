@@ -16,9 +16,10 @@ def _rec(pid: str, name: str, role: str = "worker", **extra) -> PeerRecord:
     return rec
 
 
-def test_peer_view_defaults_when_the_table_has_no_liveness_fields():
+def test_peer_view_of_a_fresh_record():
     v = peer_view(_rec("P1", "w1"), None)
-    assert v["state"] == "connected" and v["joined_via"] is None
+    # the table's "alive" is the page's "connected"
+    assert v["state"] == "connected" and v["joined_via"] == PeerRecord(peer_id="x").joined_via
     assert v["tools"] == ["describe", "echo"] and v["rtt_ms"] == 1.23 and v["name"] == "w1"
 
 
@@ -65,3 +66,20 @@ def test_task_view_names_the_tool_of_an_a2a_task():
     task = {"id": "t1", "status": {"state": "completed", "timestamp": "2026-01-01T00:00:00Z"},
             "history": [{"parts": [{"kind": "data", "data": {"tool": "echo", "arguments": {}}}]}]}
     assert task_view(task) == {"id": "t1", "tool": "echo", "state": "completed", "at": "2026-01-01T00:00:00Z"}
+
+
+def test_gone_tracker_takes_the_peer_tables_gone_list_with_reasons():
+    t = GoneTracker(keep_s=300)
+    now = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    seen = peer_view(_rec("A", "a"), None)
+    t.update([seen], now=now - 5)
+    reported = [
+        {"peer_id": "A", "name": "a", "when": "2027-01-15T07:59:57Z", "reason": "ping timeout"},
+        {"peer_id": "B", "name": "b", "when": "2027-01-15T07:58:00Z", "reason": "disconnected"},
+        {"peer_id": "C", "name": "c", "when": "2027-01-15T07:00:00Z", "reason": "disconnected"},  # too old
+        {"peer_id": "D", "name": "d", "when": "2027-01-15T07:59:00Z", "reason": "disconnected"},  # back again
+    ]
+    gone = {g["peer_id"]: g for g in t.update([peer_view(_rec("D", "d"), None)], now=now, reported=reported)}
+    assert set(gone) == {"A", "B"}
+    assert gone["A"]["reason"] == "ping timeout" and gone["A"]["tools"] == ["describe", "echo"]
+    assert gone["B"] == {**gone["B"], "name": "b", "state": "gone", "reason": "disconnected", "gone_at": now - 120}

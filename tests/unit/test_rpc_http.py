@@ -59,7 +59,7 @@ def data_message(tool, args):
 
 def test_a2a_body_is_bounded(client):
     # Regression (issue 8 item 5): a body of any size was read and parsed.
-    big = json.dumps(rpc("SendMessage", data_message("echo", {"x": "y" * LIMIT})))
+    big = json.dumps(rpc("SendMessage", data_message("echo", {"x": "y" * (LIMIT + 64 * 1024)})))
     r = client.post("/a2a", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
     r = client.post("/mcp", content=big)
