@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-import base58
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -31,47 +29,34 @@ from .http_rpc import create_rpc_router
 from .http_ui import ui_router
 from .metrics import CONTENT_TYPE_LATEST
 from .p2p._bridge import LoopGone
+from .peerid import PEER_ID_PATTERN, is_peer_id
 
 if TYPE_CHECKING:
     from .runtime import Agent
 
-__all__ = ["create_app", "as_error", "is_peer_id", "InvokeBody", "ErrorBody"]
+__all__ = ["create_app", "as_error", "InvokeBody", "ErrorBody"]
 
 # Arguments nested deeper than this are refused (422): every JSON codec on the
 # way (this response, the P2P frame, the peer's parser) recurses per level,
 # and Python's recursion limit is 1000 frames.
 MAX_ARGUMENT_DEPTH = 200
 
-_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{1,128}$")
-
-
-def is_peer_id(text: str) -> bool:
-    """A libp2p PeerID as text: base58btc of a multihash, either identity
-    (``0x00``, key of at most 42 bytes inline: "12D3KooW…") or sha2-256
-    (``0x12 0x20`` + 32 bytes: "Qm…")."""
-    if not _BASE58.fullmatch(text):
-        return False
-    raw = base58.b58decode(text)
-    if len(raw) == 34 and raw[0] == 0x12 and raw[1] == 0x20:
-        return True
-    return len(raw) >= 3 and raw[0] == 0x00 and raw[1] == len(raw) - 2 and raw[1] <= 42
-
-
 class InvokeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     arguments: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments (its inputSchema).")
     peer_id: str | None = Field(
         default=None,
-        pattern=_BASE58.pattern,
-        description="Run on this peer (a libp2p PeerID, base58); default: here if this agent has the tool, "
+        description="Run on this peer (a libp2p PeerID); default: here if this agent has the tool, "
         "else on a connected peer that advertises it.",
+        # Declared for clients and fuzzers; enforced below, with a readable message.
+        json_schema_extra={"pattern": PEER_ID_PATTERN},
     )
 
     @field_validator("peer_id")
     @classmethod
     def _peer_id(cls, value: str | None) -> str | None:
         if value is not None and not is_peer_id(value):
-            raise ValueError("not a libp2p PeerID (base58 of an identity or sha2-256 multihash)")
+            raise ValueError("not a libp2p PeerID (12D3KooW…, 16Uiu2H… or Qm…, base58)")
         return value
 
     @field_validator("arguments")

@@ -806,9 +806,15 @@ def _find_model(tp: Any) -> type[_Model] | None:
     return None
 
 
+# Keys whose values are secrets: an error about one names its type, never its
+# value (an unquoted numeric token in YAML is an int, and the error is logged).
+_SECRET_KEYS = frozenset({"token", "psk", "noise_key"})
+
+
 def _reason(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    got = f"(got {_describe(value)})"
+    secret = bool(loc) and loc[-1] in _SECRET_KEYS
+    got = f"(got {'a secret ' + type(value).__name__ if secret else _describe(value)})"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     if kind == "extra_forbidden":

@@ -84,9 +84,20 @@ REGISTRY_RETRY_DELAY = 1.1
 REGISTRY_RETRIES = 4
 # How often peers found by mDNS but not connected are dialled again.
 MDNS_REDIAL_INTERVAL = 2.0
+# How long a zeroconf lookup of one announced service may take.
+MDNS_RESOLVE_TIMEOUT_MS = 3000
+# Stopping zeroconf (it says goodbye on the network) must not hold up shutdown.
+MDNS_STOP_TIMEOUT = 3.0
+# First pause between bootstrap rounds; doubles each failed round up to
+# p2p.discovery_interval, so a worker that starts before the orchestrator joins
+# within about a second of it coming up, and a missing one costs little.
+# Each pause is drawn from [backoff/2, backoff] ("equal jitter"): workers that
+# failed together (orchestrator restarting) do not retry together.
+BOOTSTRAP_INITIAL_BACKOFF = 0.25
 # How long stop() waits for the host to close before it abandons the thread.
 STOP_TIMEOUT = 5.0
-# Closing a connection to a peer that vanished can hang on TCP; give up after this.
+# Closing a connection (or resetting a stream) to a peer that vanished can hang
+# on TCP; give up after this.
 DISCONNECT_TIMEOUT = 2.0
 # Requests one stream may have in flight on the serving side; past that the
 # reader stops reading, which pushes back on the sender through yamux windows.
@@ -126,8 +137,8 @@ A2A_MAX_KEPT_PART_BYTES = 256 * 1024
 # ListTasks page sizes (A2A 1.0 defaults: 50, at most 100).
 A2A_LIST_DEFAULT_PAGE = 50
 A2A_LIST_MAX_PAGE = 100
-# SSE comment sent while a streamed task is silent, so idle-read timeouts of
-# proxies do not cut a long tool call's stream.
+# SSE comment sent while a stream (an A2A task, the cluster page) is silent,
+# so idle-read timeouts of proxies do not cut it.
 SSE_KEEPALIVE_S = 15.0
 # How long clients may cache server/discover and tools/list (MCP 2026-07-28):
 # the tool list changes as workers come and go, so keep it short.
@@ -173,8 +184,19 @@ LIVENESS_MAX_HEALTH_MULTIPLIER = 4
 LIVENESS_RTT_ALPHA = 0.125
 LIVENESS_RTT_BETA = 0.25
 LIVENESS_RTT_K = 4.0
-# Recently departed peers kept for the UI (name, peer_id, when, reason).
+# Recently departed peers kept for the UI (name, peer_id, when, reason, ...).
 GONE_LIST_SIZE = 32
+# The page shows a departed peer, greyed as "gone", this long: time to notice
+# what left and why, short enough that a replaced worker does not linger.
+GONE_KEEP_S = 300.0
+# How often an open cluster page's event stream looks for a change: the page
+# promises updates within 2 s, so half a second leaves room for a busy machine.
+UI_STREAM_TICK_S = 0.5
+# A page snapshot is reused this long by every open page (and /ui/state), so
+# any number of pages cost one build per tick.
+UI_SNAPSHOT_TTL_S = 0.4
+# The page's EventSource reconnects after this many ms once the agent is back.
+UI_SSE_RETRY_MS = 1000
 
 # --- start storm ---------------------------------------------------------------
 # A worker waits U(0, this) before its first bootstrap dial, so N workers

@@ -19,6 +19,7 @@ also logged next to the traceback.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -53,6 +54,7 @@ __all__ = [
     "http_status",
     "rpc_code",
     "clip",
+    "redact_paths",
 ]
 
 log = logging.getLogger("agent.errors")
@@ -132,6 +134,16 @@ RPC_CODE = {
 # Error messages quote offending values; keep a hostile 4 MiB argument from
 # being echoed back whole.
 MAX_MESSAGE_CHARS = 500
+
+
+# An absolute path, but not a multiaddr (/ip4/…/tcp/…) nor part of a URL.
+_ABS_PATH = re.compile(r"(?<![\w:/])/(?!(?:ip4|ip6|dns|dns4|dns6|tcp|udp|p2p)/)(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with absolute local paths replaced by ``<path>``: for reasons
+    that reach an HTTP answer (e.g. /health's) while the log keeps the original."""
+    return _ABS_PATH.sub("<path>", text)
 
 
 def clip(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:

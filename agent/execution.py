@@ -18,7 +18,6 @@ caller stops waiting at once and the thread is abandoned to finish on its own.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -27,6 +26,7 @@ import anyio.to_thread
 
 from . import errors
 from .errors import INTERNAL, INVALID_ARGUMENTS, TIMEOUT, TOO_LARGE, TOOL_FAILED, PraxisError, ToolError
+from .messages import dumps
 from .tools import Tool, ToolRegistry
 
 __all__ = ["ToolExecutor", "encode_json", "check_size"]
@@ -37,11 +37,10 @@ log = logging.getLogger("agent.execution")
 def encode_json(obj: Any, what: str = "the answer") -> bytes:
     """``obj`` as compact UTF-8 JSON, or a ToolError saying why it cannot be.
 
-    ``allow_nan=False``: ``NaN``/``Infinity`` are not JSON, and a peer or an
-    HTTP client would choke on them (Starlette refuses to send them).
+    (:func:`messages.dumps` refuses ``NaN``/``Infinity``: not JSON.)
     """
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return dumps(obj)
     except UnicodeEncodeError:
         # A lone surrogate: e.g. a file name that is not valid UTF-8.
         raise ToolError(TOOL_FAILED, f"{what} holds text that is not valid Unicode "

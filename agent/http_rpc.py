@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .card import for_base_url
 from .constants import HTTP_BODY_ENVELOPE
-from .errors import BAD_REQUEST, TOO_LARGE, UNAVAILABLE, PraxisError, error_body, internal
-from .messages import INTERNAL_ERROR, rpc_error
+from .errors import BAD_REQUEST, TOO_LARGE, UNAVAILABLE, PraxisError, error_body, http_status, internal
+from .messages import INTERNAL_ERROR, dumps, rpc_error
 from .rpc import _jsonrpc
 from .rpc.mcp import PROTOCOL_VERSION_META
 
@@ -77,7 +77,7 @@ def _openapi(streams: bool) -> dict[str, Any]:
 def _dumps(answer: dict[str, Any]) -> bytes:
     """Encode an answer; one that cannot be (NaN, absurd nesting) becomes an error answer."""
     try:
-        return json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return dumps(answer)
     except (ValueError, TypeError, RecursionError) as e:
         err = internal(e, "encoding a JSON-RPC answer")
         fallback = rpc_error(answer.get("id"), INTERNAL_ERROR, f"the answer cannot be encoded as JSON ({type(e).__name__}); {err.message}")
@@ -101,7 +101,7 @@ async def _read_body(request: Request, limit: int) -> bytes | Response:
 
 def _too_large(limit: int) -> Response:
     err = PraxisError(TOO_LARGE, f"request body over the limit of {limit} bytes")
-    return JSONResponse(error_body(err), status_code=413)
+    return JSONResponse(error_body(err), status_code=http_status(err))
 
 
 def _not_allowed(what: str) -> Response:
@@ -204,7 +204,8 @@ def create_rpc_router(agent: "Agent", require_token: Callable[..., Any]) -> APIR
     async def agent_card(request: Request) -> JSONResponse:
         card = agent.service.card
         if not card:
-            return JSONResponse(error_body(PraxisError(UNAVAILABLE, "P2P host not started")), status_code=503)
+            err = PraxisError(UNAVAILABLE, "P2P host not started")
+            return JSONResponse(error_body(err), status_code=http_status(err))
         # URLs as this client reached us (a container's own address is not
         # what a client behind a port mapping can dial).
         return JSONResponse(for_base_url(card, str(request.base_url)))

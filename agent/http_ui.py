@@ -1,9 +1,9 @@
 """The live cluster page: ``GET /ui``, its assets, ``/ui/state`` and the
 server-sent event stream ``/ui/events``.
 
-The page state is built by pure functions (:func:`page_state`, :class:`GoneTracker`)
+The page state is built by pure functions (:func:`page_state`, :func:`gone_view`)
 from what the agent already holds: the peer table, the activity record and the
-A2A task store.  One snapshot per agent is cached for :data:`SNAPSHOT_TTL_S` so
+A2A task store.  One snapshot per agent is cached for ``constants.UI_SNAPSHOT_TTL_S`` so
 any number of open pages cost one build per tick.  Every asset is shipped in the
 package (``agent/ui/``): the cluster has no internet.
 """
@@ -11,6 +11,7 @@ package (``agent/ui/``): the cluster has no internet.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import time
 from importlib import resources
@@ -19,22 +20,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from .constants import GONE_KEEP_S, SSE_KEEPALIVE_S, UI_SNAPSHOT_TTL_S, UI_SSE_RETRY_MS, UI_STREAM_TICK_S
+from .errors import NOT_FOUND, PraxisError, error_body, http_status
+
 if TYPE_CHECKING:
     from .runtime import Agent
 
-__all__ = ["ui_router", "page_state", "GoneTracker", "peer_view"]
+__all__ = ["ui_router", "page_state", "gone_view", "peer_view"]
 
-# How often an open stream looks for a change: the page promises updates
-# within 2 s, so half a second leaves room for a slow, busy machine.
-STREAM_TICK_S = 0.5
-# A snapshot is reused for this long by every open page (and /ui/state).
-SNAPSHOT_TTL_S = 0.4
-# An idle stream sends a comment this often so proxies and the browser see it alive.
-KEEPALIVE_S = 15.0
-# EventSource reconnects after this many ms once the agent is back.
-RETRY_MS = 1000
-# Peers that left stay on the page, greyed as "gone", for this long.
-GONE_KEEP_S = 300.0
 # Recent A2A tasks shown.
 RECENT_TASKS = 20
 
@@ -43,16 +36,15 @@ _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 
 # ------------------------------------------------------------------ page state
 def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
-    """One peer as the page shows it.  ``state``, ``joined_via`` and RTT come
-    from the peer table when it tracks them (connected/suspect, bootstrap/mdns/inbound)."""
+    """One connected peer as the page shows it (state connected/suspect,
+    joined_via bootstrap/mdns/inbound/dial, RTT from liveness)."""
     card = rec.card or {}
     return {
         "peer_id": rec.peer_id,
         "name": card.get("name") or rec.peer_id[:12],
         "role": rec.registry_role or card.get("role") or "unknown",
-        # The peer table says alive/suspect; the page says connected/suspect/gone.
-        "state": {"alive": "connected", None: "connected"}.get(getattr(rec, "state", None), rec.state),
-        "joined_via": getattr(rec, "joined_via", None),
+        "state": rec.shown_state(),  # connected/suspect (gone peers: gone_view)
+        "joined_via": rec.joined_via,
         "rtt_ms": None if rec.rtt_ms is None else round(rec.rtt_ms, 2),
         "addrs": list(rec.addrs),
         "tools": sorted(t.get("name", "?") for t in card.get("tools", [])),
@@ -61,26 +53,33 @@ def peer_view(rec: Any, stats: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-class GoneTracker:
-    """Remembers peers that left: the peer table forgets them at once, the page
-    keeps them for :data:`GONE_KEEP_S` so a user sees who dropped."""
+def gone_view(reported: list[dict[str, Any]], current: set[str], now: float,
+              keep_s: float = GONE_KEEP_S) -> list[dict[str, Any]]:
+    """Peers that left, as the page shows them for ``keep_s``: the peer table's
+    recently-gone list (newest first; filled on every drop, with its reason),
+    less peers that are back (``current``) and departures older than ``keep_s``."""
+    out: list[dict[str, Any]] = []
+    seen = set(current)
+    for entry in reported:
+        pid, when = entry.get("peer_id"), _epoch(entry.get("when"))
+        if not pid or pid in seen or when is None or now - when > keep_s:
+            continue
+        seen.add(pid)  # a peer that left twice: its newest departure only
+        out.append({
+            "peer_id": pid, "name": entry.get("name") or pid[:12], "role": entry.get("role") or "unknown",
+            "state": "gone", "joined_via": entry.get("joined_via"), "rtt_ms": None,
+            "addrs": list(entry.get("addrs") or []), "tools": list(entry.get("tools") or []),
+            "connected_since": None, "stats": None, "gone_at": when, "reason": entry.get("reason"),
+        })
+    return sorted(out, key=lambda v: -v["gone_at"])
 
-    def __init__(self, keep_s: float = GONE_KEEP_S) -> None:
-        self._keep_s = keep_s
-        self._last: dict[str, dict[str, Any]] = {}
-        self._gone: dict[str, dict[str, Any]] = {}
 
-    def update(self, current: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-        ids = {p["peer_id"] for p in current}
-        for pid, view in self._last.items():
-            if pid not in ids and pid not in self._gone:
-                self._gone[pid] = {**view, "state": "gone", "gone_at": round(now, 3), "stats": None}
-        for pid in ids:
-            self._gone.pop(pid, None)
-        for pid in [p for p, v in self._gone.items() if now - v["gone_at"] > self._keep_s]:
-            del self._gone[pid]
-        self._last = {p["peer_id"]: p for p in current}
-        return sorted(self._gone.values(), key=lambda v: -v["gone_at"])
+def _epoch(iso: Any) -> float | None:
+    """``2026-12-06T14:30:50Z`` (the peer table's UTC timestamps) as seconds."""
+    try:
+        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return None
 
 
 def task_view(task: dict[str, Any]) -> dict[str, Any]:
@@ -109,24 +108,16 @@ def page_state(me: dict[str, Any], peers: list[dict[str, Any]], gone: list[dict[
 
 
 def _recent_tasks(store: Any, n: int = RECENT_TASKS) -> list[dict[str, Any]]:
-    recent = getattr(store, "recent", None)
-    if callable(recent):
-        return [task_view(t) for t in recent(n)]
-    # TaskStore has no listing yet: read its ordered dict under its own lock.
-    lock, tasks = getattr(store, "_lock", None), getattr(store, "_tasks", None)
-    if lock is None or tasks is None:
-        return []
-    with lock:
-        last = list(tasks.values())[-n:]
-    return [task_view(t) for t in reversed(last)]
+    """The newest ``n`` A2A tasks (TaskStore.list is newest first)."""
+    tasks, _, _ = store.list(page_size=n)
+    return [task_view(t) for t in tasks]
 
 
 class _Snapshots:
-    """The agent's page state, rebuilt at most every :data:`SNAPSHOT_TTL_S`."""
+    """The agent's page state, rebuilt at most every ``constants.UI_SNAPSHOT_TTL_S``."""
 
     def __init__(self, agent: "Agent") -> None:
         self._agent = agent
-        self._gone = GoneTracker()
         self._at = 0.0
         self._state: dict[str, Any] = {}
         self._json = ""
@@ -137,7 +128,7 @@ class _Snapshots:
         activity = getattr(a, "activity", None)
         stats = activity.per_peer() if activity is not None else {}
         peers = [peer_view(r, stats.get(r.peer_id)) for r in svc.peers.with_cards()]
-        gone = self._gone.update(peers, time.time())
+        gone = gone_view(svc.peers.gone(), {p["peer_id"] for p in peers}, time.time())
         me = {
             "peer_id": svc.peer_id,
             "name": a.config.agent.name,
@@ -159,7 +150,7 @@ class _Snapshots:
 
     def get(self) -> tuple[dict[str, Any], str]:
         now = time.monotonic()
-        if not self._json or now - self._at >= SNAPSHOT_TTL_S:
+        if not self._json or now - self._at >= UI_SNAPSHOT_TTL_S:
             self._state = self._build()
             self._json = json.dumps(self._state, separators=(",", ":"), ensure_ascii=False)
             self._at = now
@@ -190,7 +181,8 @@ def ui_router(agent: "Agent") -> APIRouter:
     async def asset(name: str) -> Response:
         media = _ASSETS.get(name)
         if media is None:
-            return JSONResponse({"error": {"code": "not_found", "message": f"no asset '{name}' in /ui/static"}}, 404)
+            err = PraxisError(NOT_FOUND, f"no asset '{name}' in /ui/static")
+            return JSONResponse(error_body(err), http_status(err))
         return Response(_asset(name), media_type=media, headers={"Cache-Control": "max-age=300"})
 
     @router.get("/ui/state")
@@ -202,7 +194,7 @@ def ui_router(agent: "Agent") -> APIRouter:
     @router.get("/ui/events", include_in_schema=False)
     async def events(request: Request) -> StreamingResponse:
         async def stream():
-            yield f"retry: {RETRY_MS}\n\n"
+            yield f"retry: {UI_SSE_RETRY_MS}\n\n"
             last, quiet_since = "", time.monotonic()
             # Ends when the P2P side stops, so an open page never holds up shutdown.
             while agent.service.state == "running" and not await request.is_disconnected():
@@ -210,10 +202,10 @@ def ui_router(agent: "Agent") -> APIRouter:
                 if body != last:
                     yield f"event: state\ndata: {body}\n\n"
                     last, quiet_since = body, time.monotonic()
-                elif time.monotonic() - quiet_since > KEEPALIVE_S:
+                elif time.monotonic() - quiet_since > SSE_KEEPALIVE_S:
                     yield ": keepalive\n\n"
                     quiet_since = time.monotonic()
-                await asyncio.sleep(STREAM_TICK_S)
+                await asyncio.sleep(UI_STREAM_TICK_S)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -18,9 +18,6 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "INVALID_PARAMS",
     "INTERNAL_ERROR",
-    "TASK_NOT_FOUND",
-    "TASK_NOT_CANCELABLE",
-    "FORBIDDEN",
     "dumps",
     "loads_object",
     "parse_tool_request",
@@ -39,11 +36,6 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-# A2A error codes.
-TASK_NOT_FOUND = -32001
-TASK_NOT_CANCELABLE = -32002
-# Ours, in the implementation-defined server-error range: caller not authorised.
-FORBIDDEN = -32010
 
 
 class ProtocolError(Exception):
@@ -57,7 +49,12 @@ class ProtocolError(Exception):
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """``obj`` as compact UTF-8 JSON: the one encoder for the wire and HTTP answers.
+
+    ``allow_nan=False``: ``NaN``/``Infinity`` are not JSON, and a peer or an
+    HTTP client would choke on them; callers turn the ValueError into an error.
+    """
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def loads_object(data: bytes) -> dict[str, Any]:

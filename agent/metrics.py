@@ -87,8 +87,7 @@ class _PeerCollector:
             card = rec.card or {}
             name = str(card.get("name") or "")
             role = rec.registry_role or str(card.get("role") or "unknown")
-            info.add_metric([rec.peer_id, name, role, getattr(rec, "state", None) or "connected",
-                             getattr(rec, "joined_via", None) or "unknown"], 1)
+            info.add_metric([rec.peer_id, name, role, rec.shown_state(), rec.joined_via or "unknown"], 1)
             if rec.rtt_ms is not None:
                 rtt.add_metric([rec.peer_id, name], rec.rtt_ms / 1000)
         yield info

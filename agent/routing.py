@@ -47,9 +47,6 @@ class ToolRouter:
         self._timeout = timeout
         self._turn = itertools.count()
 
-    async def run_local(self, name: str, arguments: dict[str, Any]) -> Any:
-        return await self._exec.run(name, arguments)
-
     def list_tools(self) -> list[dict[str, Any]]:
         """Tools reachable from here: ours, then peers' (first provider's schema)."""
         local = self._exec.tools.describe_all()

@@ -10,14 +10,13 @@ import threading
 import time
 from typing import Any
 
-import uvicorn
-
 from .activity import Activity
 from .api import create_app
 from .card import build_card
 from .config import Config
 from .constants import EXIT_P2P_DIED, FAILURE_EXIT_GRACE
 from .execution import ToolExecutor
+from .http_server import QuietServer, build_server
 from .keys import PeerRegistry, node_seed, peer_id_from_seed, publish_public_entry
 from .metrics import Metrics
 from .p2p.discovery import local_ipv4_addresses
@@ -68,7 +67,7 @@ class Agent:
         )
         self.http_a2a = A2ADispatcher(self.tasks, self._invoke_routed)
         self.started_at = time.monotonic()
-        self._server: uvicorn.Server | None = None
+        self._server: QuietServer | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -128,16 +127,7 @@ class Agent:
         then the HTTP server.
         """
         app = create_app(self)
-        cfg = uvicorn.Config(
-            app,
-            host=self.config.api.host,
-            port=self.config.api.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-        )
-        server = self._server = uvicorn.Server(cfg)
+        server = self._server = build_server(app, self.config.api.host, self.config.api.port)
         # Our handlers, not uvicorn's: uvicorn stops HTTP first and re-raises
         # the signal once it has stopped, killing the process before the P2P
         # host is closed and mDNS has said goodbye.

@@ -112,13 +112,18 @@ class ToolEndpoint:
         t0 = time.perf_counter()
         rid, tool, args = parse_tool_request(request)
         denied = self._authorize(caller)
-        outcome = "ok"
+        outcome = errors.INTERNAL  # unless it ends otherwise
         try:
             if denied:
                 raise PraxisError(FORBIDDEN, denied)
-            return tool_result(rid, await self._exec.run(tool, args))
+            answer = tool_result(rid, await self._exec.run(tool, args))
+            outcome = "ok"
+            return answer
         except PraxisError as e:
             outcome = e.code
+            raise
+        except trio.Cancelled:
+            outcome = errors.CANCELLED
             raise
         finally:
             self._observe(self.proto, outcome, t0)

@@ -24,7 +24,7 @@ from .report import machine_info, write_all
 SECTIONS = ("p2p", "http", "startup", "containers")
 # section name -> module of this package
 MODULES = {"p2p": "p2p", "http": "invoke", "startup": "startup", "containers": "containers"}
-MAX_WORKERS = 50
+MAX_WORKERS = 100
 
 
 class Context:

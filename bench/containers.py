@@ -1,4 +1,5 @@
-"""Section 4: the compose cluster: ready time against N, a paused and a killed worker, a restarted orchestrator.
+"""Section 4: the compose cluster: ready time against N, what an idle cluster costs, a paused and a
+killed worker, a restarted orchestrator.
 
 For each N: the project's docker-compose.yml under a unique ``-p`` project name
 with the orchestrator API on a free loopback port (``PRAXIS_API_PORT``),
@@ -8,10 +9,22 @@ are not started, so N is the number of workers), then:
 1. time from ``up`` to all N workers in the orchestrator's ``/peers``
    (baseline: the time ``up -d`` itself took to return, which includes waiting
    for the orchestrator's healthcheck);
-2. ``docker restart`` of the orchestrator: time until all N are back
+2. the next ``STABLE_S`` (60 s) with nothing to do: the lowest worker count
+   in ``/peers``, live peers dropped (``praxis_peer_drops_total`` on the
+   orchestrator's /metrics when it has it, else names that left ``/peers``
+   between two samples), the CPU of the whole machine (/proc/stat), of the
+   containers (their cgroups) and of the Docker daemon (dockerd, containerd,
+   shims, and the healthcheck execs they reap), and each agent's RSS
+   (see ``_hostcpu``);
+3. ``docker restart`` of the orchestrator: time until all N are back
    (baseline: the ``docker restart`` command);
-3. ``docker kill`` of one worker: time until it leaves ``/peers`` (baseline:
+4. ``docker kill`` of one worker: time until it leaves ``/peers`` (baseline:
    the ``docker kill`` command).
+
+The machine figure includes everything else running on the machine: run
+the section on an otherwise idle machine.  ``IMAGE`` picks the image
+(default praxis-agent:latest), ``BENCH_PROJECT`` the compose project prefix,
+``BENCH_API_PORT`` the orchestrator's API port (default: a free one).
 
 ``down -v`` always follows (also on error or Ctrl-C).  Skipped, with the
 reason, when there is no docker engine, no compose command or no image.
@@ -20,18 +33,22 @@ reason, when there is no docker engine, no compose command or no image.
 from __future__ import annotations
 
 import os
+import http.client
 import shlex
 import shutil
 import subprocess
 import time
 from typing import Any
 
-from ._util import REPO, free_port, http_get, log
-from .report import row
+from . import _hostcpu
+from ._util import HOST, REPO, free_port, http_get, log
+from .report import _num, row
 
-IMAGE = "praxis-agent:latest"  # what docker-compose.yml runs
+IMAGE = os.environ.get("IMAGE", "praxis-agent:latest")  # what docker-compose.yml runs (${IMAGE})
 POLL_S = 0.05
-STABLE_S = 10.0  # watch /peers this long after "ready" for churn
+STABLE_S = 60.0  # watch /peers this long after "ready": churn, idle CPU, RSS
+STABLE_POLL_S = 1.0  # gently: the orchestrator is supposed to be idle meanwhile
+READY_FACTOR = 1.5  # target: all N in /peers within 1.5 x the time `compose up -d` took
 
 
 def _ok(cmd: list[str], timeout: float = 20) -> bool:
@@ -95,9 +112,9 @@ def _wait(pred: Any, timeout: float) -> float | None:
 
 class Project:
     def __init__(self, ctx: Any, compose: list[str], n: int) -> None:
-        self.name = f"praxisbench{os.getpid()}n{n}"
-        self.port = free_port()
-        self.env = {**os.environ, "PRAXIS_API_PORT": str(self.port), "PRAXIS_API_BIND": "127.0.0.1"}
+        self.name = f"{os.environ.get('BENCH_PROJECT') or f'praxisbench{os.getpid()}'}n{n}"
+        self.port = int(os.environ.get("BENCH_API_PORT") or free_port())
+        self.env = {**os.environ, "PRAXIS_API_PORT": str(self.port), "PRAXIS_API_BIND": "127.0.0.1", "IMAGE": IMAGE}
         self.dc = compose + ["-p", self.name, "-f", str(REPO / "docker-compose.yml")]
         self.log_path = ctx.tmp / f"compose-{self.name}.log"
         self._down_done = False
@@ -160,26 +177,64 @@ def _watch(port: int, until: Any, timeout: float, t0: float, series: list) -> fl
     return None
 
 
-def _stats(project: str) -> dict[str, Any]:
-    """One ``docker stats`` snapshot of the project's containers: CPU (% of one core) and memory."""
-    ids = _containers(project, "orchestrator") + _containers(project, "worker")
-    if not ids:
-        return {}
-    out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.CPUPerc}} {{.MemUsage}}", *ids],
-                         capture_output=True, text=True, timeout=60).stdout
-    cpu, mem = [], []
-    units = {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "kB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
-    for line in out.splitlines():
-        parts = line.split()
-        try:
-            cpu.append(float(parts[0].rstrip("%")))
-            used = parts[1]
-            unit = next(u for u in units if used.endswith(u))
-            mem.append(float(used[: -len(unit)]) * units[unit])
-        except (IndexError, ValueError, StopIteration):
-            continue
-    return {"containers": len(cpu), "cpu_total_pct": round(sum(cpu), 1),
-            "mem_mean_mib": round(sum(mem) / len(mem), 1) if mem else None}
+def _drops_total(port: int) -> float | None:
+    """Sum of praxis_peer_drops_total over its labels on the orchestrator, None without the metric."""
+    try:
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode(errors="replace")
+        conn.close()
+    except OSError:
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("praxis_peer_drops_total")]
+    return sum(values) if values else None
+
+
+def _start_cpu(proj: Project) -> dict[str, Any]:
+    """CPU each container used from its start until now (all workers ready): start-up plus joining."""
+    workers = [v for v in (_hostcpu.container_cpu_s(c) for c in _containers(proj.name, "worker")) if v is not None]
+    orch = [v for v in (_hostcpu.container_cpu_s(c) for c in _containers(proj.name, "orchestrator")) if v is not None]
+    return {"worker_mean_s": round(sum(workers) / len(workers), 3) if workers else None,
+            "worker_max_s": round(max(workers), 3) if workers else None,
+            "orchestrator_s": round(orch[0], 3) if orch else None}
+
+
+def _idle_window(proj: Project, n: int, seconds: float) -> dict[str, Any]:
+    """Watch an idle cluster for ``seconds``: lowest count, drops, CPU by owner, RSS per agent."""
+    cids = _containers(proj.name, "orchestrator") + _containers(proj.name, "worker")
+    drops0 = _drops_total(proj.port)
+    cpu0 = _hostcpu.snapshot(cids)
+    samples: list = []
+    left: list[str] = []
+    prev: set[str] | None = None
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        names = _workers_in_peers(proj.port)
+        now = round(time.perf_counter() - t0, 3)
+        samples.append((now, None if names is None else len(names)))
+        if names is not None:
+            cur = set(names)
+            if prev is not None:
+                left += sorted(prev - cur)
+            prev = cur
+        time.sleep(STABLE_POLL_S)
+    cpu1 = _hostcpu.snapshot(cids)
+    drops1 = _drops_total(proj.port)
+    rss = [r for r in (_hostcpu.agent_rss_mib(c) for c in cids) if r is not None]
+    out: dict[str, Any] = {
+        "stable_series": samples,
+        "stable_min": min((c if c is not None else 0) for _, c in samples) if samples else None,
+        "cpu": _hostcpu.delta(cpu0, cpu1),
+        "rss_mean_mib": round(sum(rss) / len(rss), 1) if rss else None,
+        "rss_max_mib": round(max(rss), 1) if rss else None,
+        "left_peers_sampled": left,
+    }
+    if drops0 is not None and drops1 is not None:
+        out.update(drops=drops1 - drops0, drops_source="praxis_peer_drops_total")
+    else:
+        out.update(drops=len(left), drops_source=f"/peers sampled every {STABLE_POLL_S:g} s")
+    return out
 
 
 def _measure(proj: Project, n: int, stable_s: float) -> dict[str, Any]:
@@ -210,22 +265,23 @@ def _measure(proj: Project, n: int, stable_s: float) -> dict[str, Any]:
     first_api = next((t for t, c in series if c is not None), None)
     res.update(up_returned_s=None if t_up is None else t_up - t0, api_up_s=first_api, ready_s=first_full,
                max_seen=max((c for _, c in series if c is not None), default=0))
-    res["stats_after_ready"] = _stats(proj.name)
+    res["cpu_to_ready"] = _start_cpu(proj)
     if first_full is None:
-        res["note"] = (f"never: at most {res['max_seen']}/{n} in /peers within {timeout:.0f} s; "
-                       f"cluster CPU {res['stats_after_ready'].get('cpu_total_pct')} %")
+        res["note"] = f"never: at most {res['max_seen']}/{n} in /peers within {timeout:.0f} s"
         log(f"containers: N={n}: {res['note']}")
         return res
     log(f"containers: N={n}: all in /peers after {first_full:.2f}s (compose up returned after "
-        f"{_s(res['up_returned_s'])}, orchestrator API answered after {_s(first_api)}); "
-        f"cluster CPU {res['stats_after_ready'].get('cpu_total_pct')} %")
+        f"{_s(res['up_returned_s'])}, orchestrator API answered after {_s(first_api)})")
 
-    # Does it stay there?  (churn: peers dropped for missed pings and re-dialled)
-    stable: list = []
-    _watch(proj.port, lambda c: False, stable_s, time.perf_counter(), stable)
-    res["stable_series"] = stable
-    res["stable_min"] = min((c if c is not None else 0) for _, c in stable) if stable else None
-    log(f"containers: N={n}: lowest worker count in /peers over the next {stable_s:g}s: {res['stable_min']}")
+    # Does it stay there, and what does doing nothing cost?
+    res.update(_idle_window(proj, n, stable_s))
+    cpu = res["cpu"]
+    log(f"containers: N={n}: over the next {stable_s:g}s: lowest worker count {res['stable_min']}, "
+        f"{res['drops']:g} live peers dropped ({res['drops_source']}); CPU in cores: machine "
+        f"{cpu['machine_cores']}, containers {cpu['containers_cores']} (mean agent "
+        f"{cpu['per_container_pct_mean']} % of a core), Docker daemon {cpu['daemon_cores']}, execs "
+        f"{cpu['execs_cores']}, other "
+        f"{cpu['other_cores']}; RSS per agent mean {res['rss_mean_mib']} MiB, max {res['rss_max_mib']} MiB")
 
     orch = _containers(proj.name, "orchestrator")
     t0 = time.perf_counter()
@@ -299,18 +355,39 @@ def run(ctx: Any) -> dict[str, Any]:
     rows = []
     for key, r in ready.items():
         n = int(key)
-        target = {10: ("<=", 5.0), 50: ("<=", 20.0)}.get(n)
-        rows.append(row(f"ready_{n}", f"{n} workers in /peers after compose up", "s", r["ready_s"],
-                        r["up_returned_s"], "compose up -d returned", target, r.get("note", "")))
+        up = r.get("up_returned_s")
+        target = ("<=", round(READY_FACTOR * up, 2)) if _num(up) else None
+        rows.append(row(f"ready_{n}", f"{n} workers in /peers after compose up (target {READY_FACTOR:g}× up)", "s",
+                        r["ready_s"], up, "compose up -d returned", target, r.get("note", "")))
     for key, r in ready.items():
         if r.get("stable_min") is not None:
             rows.append(row(f"stable_{key}", f"lowest count in /peers during {STABLE_S:g} s after ready (N={key})",
-                            "workers", r["stable_min"], int(key), "N"))
+                            "workers", r["stable_min"], int(key), "N", (">=", int(key))))
+            rows.append(row(f"drops_{key}", f"live peers dropped during {STABLE_S:g} s after ready (N={key})",
+                            "peers", r["drops"], target=("<=", 0), note=f"from {r['drops_source']}"))
     for key, r in ready.items():
-        if (r.get("stats_after_ready") or {}).get("cpu_total_pct") is not None:
-            st = r["stats_after_ready"]
-            rows.append(row(f"cpu_{key}", f"cluster CPU right after ready, {st['containers']} containers (N={key})",
-                            "% of a core", st["cpu_total_pct"], note=f"mean RSS {st['mem_mean_mib']} MiB/container"))
+        cpu = r.get("cpu")
+        if not cpu:
+            continue
+        rows.append(row(f"idle_machine_{key}", f"idle machine CPU, {cpu['containers']} containers (N={key})", "cores",
+                        cpu["machine_cores"], target=("<=", 0.5),
+                        note=f"containers {cpu['containers_cores']}, Docker daemon {cpu['daemon_cores']}, "
+                             f"execs {cpu['execs_cores']}, rest of the machine {cpu['other_cores']}"))
+        rows.append(row(f"idle_daemon_{key}", f"idle Docker daemon CPU (dockerd, containerd, shims) (N={key})",
+                        "cores", cpu["daemon_cores"]))
+        rows.append(row(f"idle_execs_{key}", f"idle docker-exec CPU (runc + healthcheck probes) (N={key})",
+                        "cores", cpu["execs_cores"]))
+        rows.append(row(f"idle_containers_{key}", f"idle containers CPU, all {cpu['containers']} (N={key})", "cores",
+                        cpu["containers_cores"]))
+        rows.append(row(f"idle_agent_{key}", f"idle agent CPU, mean per container (N={key})", "% of a core",
+                        cpu["per_container_pct_mean"], target=("<=", 0.3),
+                        note=f"max {cpu['per_container_pct_max']} %"))
+        rows.append(row(f"rss_{key}", f"agent RSS, mean per container (N={key})", "MiB", r.get("rss_mean_mib"),
+                        target=("<=", 60.0), note=f"max {r.get('rss_max_mib')} MiB"))
+        st = r.get("cpu_to_ready") or {}
+        if st.get("worker_mean_s") is not None:
+            rows.append(row(f"cpu_to_ready_{key}", f"CPU per worker container from start to all ready (N={key})", "s",
+                            st["worker_mean_s"], note=f"max {st['worker_max_s']} s; orchestrator {st['orchestrator_s']} s"))
     for key, r in ready.items():
         if "restart_cmd_s" in r:
             rows.append(row(f"restart_{key}", f"all {key} workers back after orchestrator restart", "s",

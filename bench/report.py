@@ -189,6 +189,72 @@ def _plots(result: dict[str, Any], samples: dict[str, dict[str, list[float]]]) -
     ready = next((s.get("data", {}).get("ready") for s in result["sections"] if s["name"] == "containers"), None)
     if ready:
         out.append(_ready_plot(plt, ready))
+        out += _against_n_plots(plt, ready)
+    return out
+
+
+def _against_n_plots(plt: Any, ready: dict[str, Any]) -> list[str]:
+    """One PNG per idle-cluster figure against N (containers section)."""
+    ns = sorted(int(n) for n in ready)
+    out: list[str] = []
+
+    def series(get: Any) -> tuple[list[int], list[float]]:
+        xs, ys = [], []
+        for n in ns:
+            try:
+                v = get(ready[str(n)])
+            except (KeyError, TypeError):
+                v = None
+            if _num(v):
+                xs.append(n)
+                ys.append(v)
+        return xs, ys
+
+    def save(fig: Any, ax: Any, name: str, ylabel: str, title: str) -> None:
+        ax.set_xlabel("generic workers N")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = RESULTS / f"containers_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(str(path.relative_to(REPO)))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(*series(lambda r: r["ready_s"]), "o-", label="all N in orchestrator /peers")
+    ax.plot(*series(lambda r: r["up_returned_s"]), "s--", label="compose up -d returned")
+    ax.plot(*series(lambda r: 1.5 * r["up_returned_s"]), ":", color="red", label="target 1.5 × compose up")
+    save(fig, ax, "ready", "seconds", "time to all N in /peers")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(*series(lambda r: r["stable_min"] / r["n"]), "o-", label="lowest count / N, 60 s after ready")
+    ax2 = ax.twinx()
+    ax2.plot(*series(lambda r: r["drops"]), "s--", color="tab:red", label="live peers dropped (right axis)")
+    ax2.set_ylabel("peers dropped")
+    ax.set_ylim(0, 1.05)
+    save(fig, ax, "stability", "fraction of N in /peers", "does it stay up? (60 s after ready)")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (("machine_cores", "whole machine"), ("containers_cores", "containers"),
+                       ("daemon_cores", "Docker daemon"), ("execs_cores", "docker execs (healthchecks)"),
+                       ("other_cores", "rest of the machine")):
+        ax.plot(*series(lambda r, k=key: r["cpu"][k]), "o-", label=label)
+    ax.axhline(0.5, color="red", linestyle=":", label="target: machine ≤ 0.5 core")
+    save(fig, ax, "cpu", "cores", "idle CPU against N")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(*series(lambda r: r["rss_mean_mib"]), "o-", label="mean")
+    ax.plot(*series(lambda r: r["rss_max_mib"]), "s--", label="max")
+    ax.axhline(60, color="red", linestyle=":", label="target ≤ 60 MiB")
+    save(fig, ax, "rss", "MiB", "RSS per agent (idle)")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(*series(lambda r: r["cpu"]["per_container_pct_mean"]), "o-", label="mean per container")
+    ax.plot(*series(lambda r: r["cpu"]["per_container_pct_max"]), "s--", label="max")
+    ax.axhline(0.3, color="red", linestyle=":", label="target ≤ 0.3 %")
+    save(fig, ax, "agent_cpu", "% of a core", "idle CPU per agent")
     return out
 
 
@@ -203,7 +269,7 @@ def _ready_plot(plt: Any, ready: dict[str, Any]) -> str:
         if n not in ok:
             ax1.annotate(f"N={n}: never\n(max {ready[str(n)].get('max_seen')})", (n, 0), textcoords="offset points",
                          xytext=(0, 10), ha="center", color="red", fontsize=8)
-    ax1.plot([10, 50], [5.0, 20.0], "r*", markersize=12, label="target")
+    ax1.plot(up, [1.5 * ready[str(n)]["up_returned_s"] for n in up], "r:", label="target 1.5 × compose up")
     ax1.set_xlabel("generic workers N")
     ax1.set_ylabel("seconds from compose up")
     ax1.set_title("ready time against N")

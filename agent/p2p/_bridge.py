@@ -140,15 +140,17 @@ class TrioThread:
         return fut
 
     async def _run_into(self, fut: concurrent.futures.Future, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
-        # The future stays PENDING while the coroutine runs: a RUNNING
-        # concurrent future cannot be cancelled, so an asyncio caller that
-        # gives up (asyncio.wrap_future cancels it) would never reach _on_done.
-        if fut.cancelled():
+        # A RUNNING concurrent future cannot be cancelled: _CallFuture.cancel()
+        # cancels this scope instead.  Bound before the future turns RUNNING,
+        # so a cancel() in between is not lost; a call cancelled before it
+        # started never runs.
+        scope = trio.CancelScope()
+        token = self._token
+        if isinstance(fut, _CallFuture) and token is not None:
+            fut.bind_cancel(token, scope)
+        if not fut.set_running_or_notify_cancel():
             return
-        with trio.CancelScope() as scope:
-            token = self._token
-            if isinstance(fut, _CallFuture) and token is not None:
-                fut.bind_cancel(token, scope)
+        with scope:
             try:
                 result = await fn(*args)
             except BaseException as e:

@@ -5,13 +5,20 @@ Each entry names the behaviour it works around, measured on libp2p 0.8.1.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import logging
+import os
+import socket
+import sys
+import types
 import weakref
 from collections.abc import Callable
-import socket
 from typing import Any
 
 __all__ = [
+    "install_import_diet",
+    "IMPORT_DIET",
     "apply",
     "disable_auto_connector",
     "forget_failed_dial",
@@ -57,6 +64,18 @@ def apply() -> None:
     #     Off, updates are batched at half a window, as go-yamux does.
     if hasattr(yamux, "_yamux_release_on_read"):
         yamux._yamux_release_on_read = lambda: False
+    # 2c. Import diet (9 below): key types kept off the start path leave
+    #     libp2p's deserializer tables, so that a peer presenting such a key
+    #     gets libp2p's own MissingDeserializerError during its handshake.
+    import libp2p.crypto.serialization as serialization
+
+    for table in (
+        serialization.key_type_to_public_key_deserializer,
+        serialization.key_type_to_private_key_deserializer,
+    ):
+        for key_type, fn in list(table.items()):
+            if isinstance(fn, _StandInMeta):
+                del table[key_type]
 
     # 7. Frames as proof of life (see observe_frames).
     _hook_yamux_reads(yamux)
@@ -235,3 +254,209 @@ def multicast_from_own_interface_only(zc: Any) -> None:
         sock.setsockopt(socket.IPPROTO_IP, ip_multicast_all, 0)
     except Exception as e:  # noqa: BLE001 - best effort, see above
         log.warning("mDNS: cannot restrict a responder to its interface (%s); it may answer other networks", e)
+
+
+# ---------------------------------------------------------------------------
+# 9. Import diet.
+#
+# ``import libp2p`` (any ``libp2p.*`` import runs the package ``__init__``)
+# imports every subsystem py-libp2p 0.8.1 has, whether a host uses it or not:
+# measured with ``python -X importtime -c 'import agent.runtime'`` it was
+# ~1500 modules, ~0.8 s of CPU on the host, ~1.5 s in a container and
+# ~83 MiB of RSS for ``import libp2p`` alone.  An agent uses TCP + Noise +
+# yamux, identify, ping and its own discovery; the subsystems below are never
+# used, so they are replaced by stand-in modules before libp2p is imported.
+#
+# A stand-in module answers every attribute with a stand-in class, so that
+# ``from libp2p.transport.quic.config import QUICTransportConfig`` (a name
+# libp2p's own modules import only for annotations and ``isinstance``) still
+# works; ``isinstance(x, Stand-in)`` is False, ``except Stand-in`` never
+# matches, and *using* one (calling it) raises ImportError naming this diet.
+# ``PRAXIS_IMPORT_DIET=0`` switches the diet off (the real modules load).
+#
+# module prefix -> (who imports it on the start path, why we never use it)
+IMPORT_DIET: dict[str, str] = {
+    "libp2p.transport.quic": "libp2p/__init__, custom_types (a type alias), swarm (isinstance of a config): "
+    "QUIC transport (aioquic, pyOpenSSL, service_identity, pylsqpack); we listen and dial on TCP only",
+    "libp2p.transport.websocket": "libp2p.transport/__init__: WebSocket transport (trio_websocket, wsproto); TCP only",
+    "libp2p.transport.webrtc": "new_host, only with enable_webrtc: WebRTC transport; TCP only",
+    "libp2p.relay": "basic_host (is_private_ip, for AutoTLS): circuit relay v2, which pulls kad_dht and pubsub; "
+    "p2p.enable_relay is accepted for compatibility only",
+    "libp2p.kad_dht": "relay: Kademlia DHT; p2p.enable_dht is accepted for compatibility only",
+    "libp2p.pubsub": "relay, libp2p.tools.constants: gossipsub/floodsub (statistics, netaddr); "
+    "no pubsub here (libp2p.pubsub.pb stays real: custom_types and abc use its protobufs at import)",
+    "libp2p.security.tls": "libp2p/__init__, libp2p.security/__init__, basic_host: TLS security and AutoTLS "
+    "(ACME over requests/httpx, rich, pygments); we secure connections with Noise (or plaintext in dev)",
+    "libp2p.security.secio": "libp2p/__init__, libp2p.security/__init__: SECIO, deprecated; Noise only",
+    "libp2p.discovery.mdns": "basic_host, only with enable_mDNS: py-libp2p's mDNS opens every interface; "
+    "agent.p2p.discovery runs its own (python-zeroconf, bound to p2p.mdns_interfaces)",
+    "libp2p.discovery.upnp": "basic_host, only with enable_upnp: UPnP port mapping; never on a cluster network",
+    "libp2p.discovery.bootstrap": "basic_host, only with bootstrap=: agent.p2p.discovery.Bootstrapper dials "
+    "bootstrap nodes itself",
+    "libp2p.discovery.rendezvous": "nothing on the start path; rendezvous discovery is not used",
+    "libp2p.discovery.random_walk": "kad_dht: DHT random walk",
+    "libp2p.peer.persistent": "libp2p/__init__ (re-export only): SQLite/LevelDB/RocksDB peerstores; ours is in memory",
+    "libp2p.crypto.rsa": "libp2p.crypto.serialization (key deserializers): RSA keys (pycryptodome, ~5 MiB); "
+    "Praxis identities are Ed25519 (agent.keys), and apply() unregisters the RSA deserializers so that a "
+    "peer presenting an RSA key fails its handshake with libp2p's own MissingDeserializerError",
+    "libp2p.crypto.secp256k1": "libp2p.crypto.serialization: secp256k1 keys (coincurve, ~4 MiB); as for RSA",
+    "multiaddr.resolvers": "Swarm.__init__ and the TCP transport (for /dns* addresses only): dnspython, 62 "
+    "modules, ~5 MiB; agent.p2p.discovery resolves names itself (getaddrinfo) and dials /ip4 addresses only. "
+    "DNSResolver is replaced by _NoDNSResolver (below)",
+}
+# Optional dependencies of others, refused outright (ImportError, as if not
+# installed) rather than stood in for: their importers test for them.
+IMPORT_DIET_REFUSE: dict[str, str] = {
+    "aioquic": "needed only by libp2p.transport.quic (stood in for above) and dnspython's DNS-over-QUIC "
+    "(switched off below)",
+}
+
+
+def _dnspython_without_quic() -> None:
+    # dnspython (multiaddr's DNS resolver, which Swarm builds) loads aioquic for
+    # DNS-over-QUIC whenever its package metadata is installed; its public
+    # switch dns._features.force turns that off.  Nobody here resolves over QUIC.
+    import dns._features
+
+    dns._features.force("doq", False)
+
+
+# Run once, just before a module is first imported (the reason is in each function).
+IMPORT_DIET_BEFORE: dict[str, Any] = {
+    "dns.quic": _dnspython_without_quic,
+}
+# Real modules under a diet prefix (loaded from the real package directory).
+IMPORT_DIET_KEEP: dict[str, str] = {
+    "libp2p.pubsub.pb": "protobuf messages libp2p.custom_types and libp2p.abc reference at import time",
+}
+
+
+
+class _NoDNSResolver:
+    """Stands in for multiaddr.resolvers.DNSResolver: the swarm builds one, and
+    would use it only to dial a /dns* address, which this agent never does."""
+
+    async def resolve(self, maddr: Any, *args: Any, **kwargs: Any) -> list:
+        raise OSError(f"{maddr}: no DNS resolution in the libp2p swarm (see install_import_diet)")
+
+
+# Real values for some names of stood-in modules: module -> {name: value}.
+IMPORT_DIET_VALUES: dict[str, dict[str, Any]] = {
+    "multiaddr.resolvers": {"DNSResolver": _NoDNSResolver},
+}
+
+_diet_finder: "_DietFinder | None" = None
+
+
+def _diet_prefix(name: str) -> str | None:
+    for keep in IMPORT_DIET_KEEP:
+        if name == keep or name.startswith(keep + "."):
+            return None
+    for prefix in IMPORT_DIET:
+        if name == prefix or name.startswith(prefix + "."):
+            return prefix
+    return None
+
+
+def _kept_off(what: str, prefix: str) -> ImportError:
+    return ImportError(
+        f"{what} is kept off the start path by agent.p2p._workarounds.install_import_diet "
+        f"({prefix}: {IMPORT_DIET[prefix]}); run with PRAXIS_IMPORT_DIET=0 to load it"
+    )
+
+
+class _StandInMeta(type):
+    """A stand-in class: importable, usable in annotations, ``isinstance`` and
+    ``except`` (it is an Exception subclass nobody raises); calling it raises."""
+
+    _prefix: str
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise _kept_off(cls.__qualname__, cls._prefix)
+
+    def __getattr__(cls, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _stand_in(f"{cls.__qualname__}.{attr}", cls._prefix)
+
+
+def _stand_in(qualname: str, prefix: str) -> type:
+    cls = _StandInMeta(qualname.rsplit(".", 1)[-1], (Exception,), {"_prefix": prefix})
+    cls.__qualname__ = qualname
+    cls.__module__ = qualname.rsplit(".", 1)[0]
+    return cls
+
+
+class _StandInModule(types.ModuleType):
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        value = _stand_in(f"{self.__name__}.{attr}", self.__dict__["_diet_prefix"])
+        setattr(self, attr, value)  # one stand-in per name: identity checks hold
+        return value
+
+
+class _DietLoader(importlib.abc.Loader):
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = _StandInModule(spec.name, f"stand-in: {IMPORT_DIET[self.prefix]}")
+        module.__dict__["_diet_prefix"] = self.prefix
+        module.__dict__.update(IMPORT_DIET_VALUES.get(spec.name, {}))
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+class _DietFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        before = IMPORT_DIET_BEFORE.pop(name, None)
+        if before is not None:
+            before()
+        for refused, why in IMPORT_DIET_REFUSE.items():
+            if name == refused or name.startswith(refused + "."):
+                raise ModuleNotFoundError(
+                    f"{name} is kept off the start path by agent.p2p._workarounds.install_import_diet ({why})",
+                    name=name,
+                )
+        prefix = _diet_prefix(name)
+        if prefix is None:
+            return None
+        spec = importlib.machinery.ModuleSpec(name, _DietLoader(prefix), is_package=True)
+        # A stand-in package keeps the real directory as its path, so that the
+        # real submodules in IMPORT_DIET_KEEP are found by the normal finders.
+        leaf = name.rsplit(".", 1)[-1]
+        spec.submodule_search_locations = [os.path.join(p, leaf) for p in (path or [])]
+        return spec
+
+
+def diet_covers(name: str) -> bool:
+    """True if module ``name`` is one the diet keeps off the start path."""
+    return _diet_prefix(name) is not None or any(
+        name == refused or name.startswith(refused + ".") for refused in IMPORT_DIET_REFUSE
+    )
+
+
+def diet_installed() -> bool:
+    return _diet_finder is not None
+
+
+def install_import_diet() -> bool:
+    """Put the stand-ins in front of the import system; True if the diet is on.
+
+    Call before anything imports libp2p (``agent/__init__`` does).  A no-op when
+    PRAXIS_IMPORT_DIET=0, when already installed, or when libp2p is already
+    imported (its subsystems are loaded by then; a stand-in would only confuse).
+    """
+    global _diet_finder
+    if os.environ.get("PRAXIS_IMPORT_DIET", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if _diet_finder is not None:
+        return True
+    if "libp2p" in sys.modules:
+        return False
+    _diet_finder = _DietFinder()
+    sys.meta_path.insert(0, _diet_finder)
+    return True

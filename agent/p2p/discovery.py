@@ -38,20 +38,10 @@ __all__ = [
 
 log = logging.getLogger("agent.discovery")
 
-# --- timing, together -----------------------------------------------------------
-# First pause between bootstrap rounds; doubles each failed round up to
-# p2p.discovery_interval, so a worker that starts before the orchestrator joins
-# within about a second of it coming up, and a missing one costs little.
-# Each pause is drawn from [backoff/2, backoff] ("equal jitter"): workers that
-# failed together (orchestrator restarting) do not retry together.
-BOOTSTRAP_INITIAL_BACKOFF = 0.25
-
 
 def jittered(backoff: float, rng: Any = random) -> float:
     """A pause in [backoff/2, backoff]: still grows, no longer in lockstep."""
     return backoff / 2 + rng.uniform(0, backoff / 2)
-# How long a zeroconf lookup of one announced service may take.
-MDNS_RESOLVE_TIMEOUT_MS = 3000
 
 
 def local_ipv4_addresses(include_loopback: bool = False) -> list[str]:
@@ -148,7 +138,7 @@ class Bootstrapper:
         return any(self._svc.is_connected(p) for p in self._known)
 
     async def run(self) -> None:
-        backoff = BOOTSTRAP_INITIAL_BACKOFF
+        backoff = C.BOOTSTRAP_INITIAL_BACKOFF
         max_backoff = self._svc.p2p.discovery_interval
         # First-dial jitter: N workers started by one `compose up` reach the
         # orchestrator spread over a second, not in one burst of handshakes.
@@ -160,12 +150,12 @@ class Bootstrapper:
                 if self._connected():
                     continue
                 log.info("Lost every bootstrap node; dialling again")
-                backoff = BOOTSTRAP_INITIAL_BACKOFF
+                backoff = C.BOOTSTRAP_INITIAL_BACKOFF
                 # The orchestrator went away for all its workers at once:
                 # do not all come back in the same instant either.
                 await trio.sleep(self._rng.uniform(0, C.BOOTSTRAP_FIRST_DIAL_JITTER))
             if await self._round():
-                backoff = BOOTSTRAP_INITIAL_BACKOFF
+                backoff = C.BOOTSTRAP_INITIAL_BACKOFF
                 continue
             await trio.sleep(jittered(backoff, self._rng))
             backoff = min(backoff * 2, max_backoff)
@@ -233,8 +223,10 @@ class MdnsDiscovery:
         interfaces: list[str] | None,
         on_found: Callable[[str, list[str], str | None], None],
         on_removed: Callable[[str], None],
+        browse: bool = True,
     ) -> None:
         self.service_type = f"_{service}._tcp.local."
+        self._browse = browse
         self._peer_id = peer_id
         self._port = port
         self._props = {"peer_id": peer_id, **properties}
@@ -279,7 +271,8 @@ class MdnsDiscovery:
             # The instances share one name (this PeerID): they must not see each
             # other as a conflict.
             zc.register_service(info, cooperating_responders=len(instances) > 1)
-            self._browsers.append(ServiceBrowser(zc, self.service_type, handlers=[self._on_change]))
+            if self._browse:
+                self._browsers.append(ServiceBrowser(zc, self.service_type, handlers=[self._on_change]))
 
     def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
         from zeroconf import ServiceStateChange
@@ -293,7 +286,7 @@ class MdnsDiscovery:
         if state_change not in (ServiceStateChange.Added, ServiceStateChange.Updated):
             return
         try:
-            info = zeroconf.get_service_info(service_type, name, timeout=MDNS_RESOLVE_TIMEOUT_MS)
+            info = zeroconf.get_service_info(service_type, name, timeout=C.MDNS_RESOLVE_TIMEOUT_MS)
         except Exception as e:
             log.debug("mDNS lookup of %s failed: %s", name, e)
             return

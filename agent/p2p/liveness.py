@@ -451,7 +451,7 @@ class Liveness:
 
 
 async def _reset_quietly(stream: Any) -> None:
-    with trio.move_on_after(2.0):
+    with trio.move_on_after(C.DISCONNECT_TIMEOUT):
         try:
             await stream.reset()
         except Exception:

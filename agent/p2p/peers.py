@@ -28,7 +28,8 @@ class PeerRecord:
     rtt_ms: float | None = None
     # Liveness: "alive", or "suspect" while a missed ping awaits an answer.
     state: str = "alive"
-    joined_via: str = "inbound"
+    # How it joined (JOINED_VIA), set by the service when it connects; None: not known.
+    joined_via: str | None = None
     inflight: int = 0
 
     def public(self) -> dict[str, Any]:
@@ -45,6 +46,10 @@ class PeerRecord:
             "joined_via": self.joined_via,
             "card": card,
         }
+
+    def shown_state(self) -> str:
+        """The state users see (page, metrics): the table's "alive" is "connected"."""
+        return "connected" if self.state == "alive" else self.state
 
     def tool_names(self) -> set[str]:
         return {t["name"] for t in (self.card or {}).get("tools", [])}
@@ -82,6 +87,11 @@ class PeerTable:
                     "peer_id": peer_id,
                     "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "reason": reason,
+                    # What the page still shows of a gone peer.
+                    "role": rec.registry_role or rec.card.get("role"),
+                    "tools": sorted(rec.tool_names()),
+                    "addrs": list(rec.addrs),
+                    "joined_via": rec.joined_via,
                 })
             return rec
 

@@ -34,7 +34,7 @@ from libp2p.peer.id import ID
 from .. import constants as C
 from .. import errors
 from ..config import Config
-from ..errors import PeerUnavailable, RemoteError, Unavailable
+from ..errors import PeerUnavailable, RemoteError, Unavailable, redact_paths
 from ..execution import ToolExecutor
 from ..keys import PeerRegistry, keypair_from_seed
 from ..metrics import Metrics
@@ -146,7 +146,7 @@ class P2PService:
             self._thread.start(self._main, self._shutdown, timeout, on_crash=self._crashed)
         except BaseException as e:
             self.state = "failed"
-            self.failure = f"{type(e).__name__}: {e}"
+            self.failure = redact_paths(f"{type(e).__name__}: {e}")
             raise
         if self.state == "starting":
             self.state = "running"
@@ -164,9 +164,10 @@ class P2PService:
         """The loop died while running (an essential task raised): say so, loudly."""
         if self.state in ("stopping", "stopped"):
             return
-        self.failure = f"P2P loop died: {reason(exc)}"
+        log.critical("P2P loop died: %s", reason(exc), exc_info=exc)
+        # /health shows this: no local paths in an HTTP answer (the log above has them).
+        self.failure = redact_paths(f"P2P loop died: {reason(exc)}")
         self.state = "failed"
-        log.critical("%s", self.failure, exc_info=exc)
         if self.on_failure is not None:
             self.on_failure(self.failure)
 
@@ -209,7 +210,7 @@ class P2PService:
     async def _shutdown(self) -> None:
         if self._mdns is not None:
             mdns, self._mdns = self._mdns, None
-            with trio.move_on_after(3):
+            with trio.move_on_after(C.MDNS_STOP_TIMEOUT):
                 await trio.to_thread.run_sync(mdns.stop, abandon_on_cancel=True)
         self.pool.close_all()
         await self.host.close()
@@ -326,6 +327,10 @@ class P2PService:
             interfaces=self.p2p.mdns_interfaces,
             on_found=found,
             on_removed=lambda peer_id: found(peer_id, []),
+            # Workers only announce: the orchestrator browses and dials them
+            # (the star above).  A browsing worker would resolve every other
+            # worker's record too: mDNS traffic growing with N² at scale.
+            browse=self.config.agent.role != "worker",
         )
         # Registration probes the network for ~1.5 s: never on the trio loop.
         self._spawn(self._register_mdns)

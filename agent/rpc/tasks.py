@@ -35,7 +35,7 @@ from typing import Any
 
 from ..constants import A2A_MAX_KEPT_PART_BYTES, A2A_MAX_STORE_BYTES, A2A_MAX_TASKS
 from ..errors import Unavailable
-from ..messages import ProtocolError
+from ..messages import INVALID_PARAMS, ProtocolError
 
 __all__ = ["TaskStore", "TERMINAL", "STATES", "TASK_NOT_FOUND", "TASK_NOT_CANCELABLE", "UNSUPPORTED_OPERATION", "now"]
 
@@ -213,7 +213,7 @@ class TaskStore:
             try:
                 after = int(page_token)
             except ValueError:
-                raise ProtocolError(-32602, "invalid pageToken") from None
+                raise ProtocolError(INVALID_PARAMS, "invalid pageToken") from None
         with self._lock:
             matching = [
                 e

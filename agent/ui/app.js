@@ -47,7 +47,7 @@ function renderGraph() {
     edges += `<line class="${esc(p.state)}" x1="0" y1="0" x2="${x.toFixed(1)}" y2="${y.toFixed(1)}"></line>`;
     if (labels) {
       const via = JOINED[p.joined_via] || "";
-      const rtt = p.rtt_ms == null ? "" : ms(p.rtt_ms) + " ms";
+      const rtt = p.rtt_ms == null || p.state === "gone" ? "" : ms(p.rtt_ms) + " ms";
       edges += `<text class="rtt" x="${(x * 0.55).toFixed(1)}" y="${(y * 0.55 - 3).toFixed(1)}">${esc([rtt, via].filter(Boolean).join(" · "))}</text>`;
     }
     const title = `${p.name} (${p.role}, ${p.state}${p.joined_via ? ", via " + p.joined_via : ""})`;
@@ -69,7 +69,7 @@ function statsCells(s) {
 }
 
 function peerRow(p) {
-  const since = p.state === "gone" ? `gone ${ago(p.gone_at)} ago` : `<span class="since" data-t="${p.connected_since}">${ago(p.connected_since)}</span>`;
+  const since = p.state === "gone" ? `gone ${ago(p.gone_at)} ago` + (p.reason ? ` <small>(${esc(p.reason)})</small>` : "") : `<span class="since" data-t="${p.connected_since}">${ago(p.connected_since)}</span>`;
   return `<tr class="${esc(p.state)}" data-peer-id="${esc(p.peer_id)}" data-name="${esc(p.name)}" data-state="${esc(p.state)}">` +
     `<td>${esc(p.name)}<br><small>${esc(p.role)}</small></td><td class="state ${esc(p.state)}">${esc(p.state)}</td>` +
     `<td><span class="pid" title="click to copy ${esc(p.peer_id)}" data-copy="${esc(p.peer_id)}">${esc(shortId(p.peer_id))}</span></td>` +

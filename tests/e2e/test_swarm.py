@@ -243,6 +243,17 @@ def test_swarm_rolling_update_under_tool_calls(swarm: Swarm) -> None:
     log(f"rolling update: {len(calls)} calls, {len(failed)} failed (JSON errors: "
         f"{sorted(set(failed))[:5]}), longest gap between answered calls {max(gaps, default=0):.2f}s, "
         f"longest call {max((e - s for s, e, _, _ in calls), default=0):.2f}s")
+    if bad or not oks:
+        # Why the orchestrator stopped answering: its task history and the
+        # last words of every task (docker service logs covers dead tasks too).
+        for svc in ("orchestrator", "worker"):
+            ps = sh("docker", "service", "ps", "--no-trunc", "--format",
+                    "{{.Name}} {{.CurrentState}} {{.Error}}", swarm.service(svc), check=False)
+            logs = sh("docker", "service", "logs", "--tail", "80", swarm.service(svc), check=False)
+            print(f"\n[e2e] {svc} tasks:\n{ps.stdout}\n[e2e] {svc} logs (warnings and errors):\n"
+                  + "\n".join(ln for ln in (logs.stdout + logs.stderr).splitlines()
+                               if any(w in ln for w in ("WARNING", "ERROR", "Exiting", "stopped"))),
+                  flush=True)
     assert calls and oks, "no tool call was answered"
     assert not bad, f"calls that ended without a result or a JSON error: {bad[:5]}"
     assert {n: p["peer_id"] for n, p in after.items()} == before

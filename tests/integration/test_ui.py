@@ -27,6 +27,12 @@ from .conftest import AgentProc, agent_sets, free_port, wait_for
 
 TOKEN = "ui-test-token-0123456789"
 WORKERS = ("worker-filesystem", "worker-analytics", "worker-1", "worker-2")
+# Five agents and a browser start together; on a loaded 2-core machine that
+# can take longer than conftest's default.
+START_TIMEOUT = 90.0
+# Deadlines for the page, generous for the same reason (the page itself
+# follows the agent within a second when the machine is idle).
+PAGE_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +53,13 @@ def ui_cluster(tmp_path_factory):
     try:
         for name, config, extra in specs:
             p2p, api = ports[name]
-            procs[name] = AgentProc(config, agent_sets(name, root, p2p, api) + extra, root / f"{name}.log",
+            # The default ping interval, not conftest's 0.5 s: under heavy load
+            # a fast ping drops live peers, and these tests are about the page.
+            sets = agent_sets(name, root, p2p, api) + extra + ["p2p.ping_interval=2"]
+            procs[name] = AgentProc(config, sets, root / f"{name}.log",
                                     env={"PRAXIS_API_TOKEN": ""})
         for p in procs.values():
-            p.wait_healthy()
+            p.wait_healthy(timeout=START_TIMEOUT)
         orch = procs["orchestrator"]
         wait_for(lambda: set(WORKERS) <= {p["name"] for p in orch.peers()}, what="every worker in /peers")
         yield procs
@@ -74,7 +83,8 @@ def rows(driver) -> dict[str, str]:
 def test_page_lists_every_peer(ui_cluster, browser):
     orch = ui_cluster["orchestrator"]
     browser.get(orch.url + "/ui")
-    wait_for(lambda: all(rows(browser).get(w) == "connected" for w in WORKERS), timeout=10, what="worker rows")
+    wait_for(lambda: all(rows(browser).get(w) == "connected" for w in WORKERS),
+             timeout=PAGE_TIMEOUT, what="worker rows")
     by_name = {p["name"]: p for p in orch.peers()}
     shown = peer_rows(browser)
     for w in WORKERS:
@@ -99,21 +109,21 @@ def _invoke_from_form(driver, tool: str, fields: dict[str, str], token: str) -> 
     answer = driver.find_element(By.ID, "answer")
     driver.execute_script("arguments[0].textContent = ''; arguments[0].dataset.status = ''", answer)
     driver.find_element(By.ID, "run").click()
-    wait_for(lambda: answer.get_attribute("data-status") in ("ok", "error"), timeout=15, what="an answer")
+    wait_for(lambda: answer.get_attribute("data-status") in ("ok", "error"), timeout=PAGE_TIMEOUT, what="an answer")
     return answer.text
 
 
 def test_tool_invoked_from_the_form_shows_its_result(ui_cluster, browser):
     orch = ui_cluster["orchestrator"]
     browser.get(orch.url + "/ui")
-    wait_for(lambda: len(rows(browser)) >= len(WORKERS) + 1, timeout=10, what="peer rows")
+    wait_for(lambda: len(rows(browser)) >= len(WORKERS) + 1, timeout=PAGE_TIMEOUT, what="peer rows")
     text = _invoke_from_form(browser, "text_stats", {"text": "the cat saw the dog"}, TOKEN)
     assert text.startswith("HTTP 200"), text
     answer = json.loads(text.split("\n", 1)[1])
     assert answer["result"]["words"] == 5 and answer["result"]["top_words"][0] == ["the", 2]
     # The call reaches the "recent tool calls" table through the stream, no reload.
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, '#calls tr[data-tool="text_stats"][data-outcome="ok"]'),
-             timeout=5, what="the call in the recent calls table")
+             timeout=PAGE_TIMEOUT, what="the call in the recent calls table")
     # The wrong token is refused, and the page says so.
     text = _invoke_from_form(browser, "text_stats", {"text": "x"}, "wrong")
     assert text.startswith("HTTP 401") and "unauthorized" in text
@@ -122,7 +132,7 @@ def test_tool_invoked_from_the_form_shows_its_result(ui_cluster, browser):
 
 def test_a_page_without_token_is_read_only(ui_cluster, browser):
     browser.get(ui_cluster["worker-filesystem"].url + "/ui")
-    wait_for(lambda: rows(browser).get("orchestrator") == "connected", timeout=10, what="orchestrator row")
+    wait_for(lambda: rows(browser).get("orchestrator") == "connected", timeout=PAGE_TIMEOUT, what="orchestrator row")
     assert browser.find_element(By.ID, "readonly").is_displayed()
     assert not browser.find_element(By.ID, "run").is_enabled()
     assert not browser.find_element(By.ID, "tool").is_enabled()
@@ -131,10 +141,10 @@ def test_a_page_without_token_is_read_only(ui_cluster, browser):
 def test_killed_worker_turns_gone_without_reload(ui_cluster, browser):
     orch = ui_cluster["orchestrator"]
     browser.get(orch.url + "/ui")
-    wait_for(lambda: rows(browser).get("worker-2") == "connected", timeout=10, what="worker-2 connected")
+    wait_for(lambda: rows(browser).get("worker-2") == "connected", timeout=PAGE_TIMEOUT, what="worker-2 connected")
     browser.execute_script("window.__sameDocument = true")
     ui_cluster["worker-2"].kill(signal.SIGKILL)
-    wait_for(lambda: rows(browser).get("worker-2") == "gone", timeout=20, what="worker-2 shown gone")
+    wait_for(lambda: rows(browser).get("worker-2") == "gone", timeout=PAGE_TIMEOUT, what="worker-2 shown gone")
     assert browser.execute_script("return window.__sameDocument === true"), "the page was reloaded"
     assert browser.find_elements(By.CSS_SELECTOR, "#graph g.node.gone")
     assert rows(browser).get("worker-1") == "connected"
@@ -144,11 +154,11 @@ def test_killed_worker_turns_gone_without_reload(ui_cluster, browser):
 def test_banner_when_the_agent_goes_away(ui_cluster, browser):
     worker = ui_cluster["worker-1"]
     browser.get(worker.url + "/ui")
-    wait_for(lambda: rows(browser).get("orchestrator") == "connected", timeout=10, what="orchestrator row")
+    wait_for(lambda: rows(browser).get("orchestrator") == "connected", timeout=PAGE_TIMEOUT, what="orchestrator row")
     banner = browser.find_element(By.ID, "banner")
     assert not banner.is_displayed()
     worker.kill(signal.SIGKILL)
-    wait_for(banner.is_displayed, timeout=10, what="the connection-lost banner")
+    wait_for(banner.is_displayed, timeout=PAGE_TIMEOUT, what="the connection-lost banner")
     assert "connection lost" in banner.text.lower() and "retrying" in banner.text.lower()
 
 
@@ -200,7 +210,7 @@ def test_first_paint_with_100_peers(browser):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         browser.get(f"http://127.0.0.1:{server.server_address[1]}/ui")
-        wait_for(lambda: browser.execute_script("return document.readyState") == "complete", timeout=10)
+        wait_for(lambda: browser.execute_script("return document.readyState") == "complete", timeout=PAGE_TIMEOUT)
         assert len(rows(browser)) == 101  # this agent + 100 peers
         assert len(browser.find_elements(By.CSS_SELECTOR, "#graph g.node.worker")) == 100
         paint = browser.execute_script(
@@ -226,7 +236,7 @@ def test_ui_assets_and_state_over_http(ui_cluster):
     assert r.status_code == 404 and "import" not in r.text
     st = httpx.get(url + "/ui/state").json()
     assert st["me"]["name"] == "orchestrator" and st["token_required"] is True
-    with httpx.stream("GET", url + "/ui/events", timeout=10) as s:
+    with httpx.stream("GET", url + "/ui/events", timeout=PAGE_TIMEOUT) as s:
         assert s.headers["content-type"].startswith("text/event-stream")
         lines = s.iter_lines()
         assert next(lines).startswith("retry:")

@@ -8,18 +8,22 @@ import asyncio
 import json
 import logging
 import math
+import random
+import re
 from types import SimpleNamespace
 from typing import Any
 
+import base58
 import httpx
 import pytest
 
 from agent._asgi import ContainErrors, LimitBody
-from agent.api import MAX_ARGUMENT_DEPTH, create_app, is_peer_id
+from agent.api import MAX_ARGUMENT_DEPTH, create_app
 from agent.errors import CallTimeout, PeerUnavailable, RemoteError, ToolError
 from agent.metrics import Metrics
 from agent.p2p._bridge import LoopGone
 from agent.p2p.peers import PeerTable
+from agent.peerid import ALPHABET, PEER_ID_PATTERN, is_peer_id
 
 ME = "12D3KooWSnKvYPZsunAxXHt2GQ5UZM4649T6Qinxwz6wMMKE9kCu"
 OTHER = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
@@ -175,6 +179,32 @@ def test_peer_ids_accepted(text):
 )
 def test_non_peer_ids_refused(text):
     assert not is_peer_id(text)
+
+
+def _decodes_to_a_peer_id(text: str) -> bool:
+    """Independent oracle: the base58 library and the multihash layouts."""
+    raw = base58.b58decode(text)
+    return (
+        (len(raw) == 38 and raw[:6] == bytes.fromhex("002408011220"))
+        or (len(raw) == 39 and raw[:6] == bytes.fromhex("002508021221"))
+        or (len(raw) == 34 and raw[:2] == bytes.fromhex("1220"))
+    )
+
+
+def test_pattern_is_exactly_the_peer_ids():
+    """The documented pattern accepts every PeerID and nothing else, so a fuzzer
+    generating from it never sends a "valid" peer_id the API refuses."""
+    rng = random.Random(8)
+    prefixes = {"002408011220": 32, "002508021221": 33, "1220": 32}
+    for _ in range(2000):
+        prefix, size = rng.choice(list(prefixes.items()))
+        text = base58.b58encode(bytes.fromhex(prefix) + rng.randbytes(size)).decode()
+        assert is_peer_id(text) and re.fullmatch(PEER_ID_PATTERN, text), text
+        # same start and length, random rest: in the pattern iff it decodes to one
+        cut = rng.randrange(2, len(text))
+        other = text[:cut] + "".join(rng.choice(ALPHABET) for _ in range(len(text) - cut))
+        assert is_peer_id(other) == _decodes_to_a_peer_id(other), other
+        assert not is_peer_id(text[:-1]) and not is_peer_id(text + "1")
 
 
 # --- the API over ASGI ---------------------------------------------------------
@@ -333,6 +363,9 @@ def test_openapi_declares_errors_and_bodies(stub):
         ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/ErrorBody")
     assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/InvokeBody")
+    assert doc["components"]["schemas"]["InvokeBody"]["properties"]["peer_id"]["pattern"] == PEER_ID_PATTERN
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
     codes = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
     assert "invalid_arguments" in codes and "internal" in codes
     for path, ops in doc["paths"].items():

@@ -29,9 +29,10 @@ def loop_thread():
 
 
 def test_an_asyncio_caller_that_gives_up_cancels_the_running_trio_task(loop_thread):
-    cancelled = threading.Event()
+    started, cancelled = threading.Event(), threading.Event()
 
     async def forever():
+        started.set()
         try:
             await trio.sleep_forever()
         except trio.Cancelled:
@@ -39,8 +40,12 @@ def test_an_asyncio_caller_that_gives_up_cancels_the_running_trio_task(loop_thre
             raise
 
     async def caller():
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.wrap_future(loop_thread.submit(forever)), 0.2)
+        call = asyncio.ensure_future(asyncio.wrap_future(loop_thread.submit(forever)))
+        # Give up once the call runs (a call cancelled before it starts never runs).
+        assert await asyncio.to_thread(started.wait, 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
 
     asyncio.run(caller())
     assert cancelled.wait(5), "the trio task kept running after its caller gave up"

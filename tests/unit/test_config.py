@@ -234,6 +234,17 @@ def test_error_messages(write, body, key, reason):
     assert "\n" not in str(e)
 
 
+def test_errors_never_quote_a_secret_value(write):
+    # Unquoted in YAML these are numbers, not strings: the error must still not show them.
+    token, psk, noise = "12345678901234567890", "9" * 64, "123456789012345"
+    e = error(write(BASE + f"api: {{token: {token}}}\np2p: {{security: {{psk: {psk}, noise_key: {noise}}}}}\n"))
+    problems = dict(e.problems)
+    assert set(problems) == {"api.token", "p2p.security.psk", "p2p.security.noise_key"}
+    assert all("must be a string" in r for r in problems.values())
+    for value in (token, psk[:40], noise):
+        assert value not in str(e.problems)
+
+
 @pytest.mark.parametrize(
     "agent, key, reason",
     [

@@ -349,3 +349,22 @@ def test_gone_list_keeps_recent_departures_of_known_peers():
 def test_short_intervals_keep_a_suspicion_floor():
     assert Detector(0.5).suspicion_timeout() == pytest.approx(C.LIVENESS_SUSPICION_MIN)
     assert Detector(I).suspicion_timeout() == pytest.approx(C.LIVENESS_SUSPICION_MULT * I)
+
+
+def test_metrics_show_suspect_peers_how_they_joined_and_drops_by_reason():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from agent.metrics import Metrics
+    from agent.p2p.peers import PeerRecord
+
+    peers = [PeerRecord(peer_id="12D3A", card={"name": "a"}, state="suspect", joined_via="bootstrap"),
+             PeerRecord(peer_id="12D3B", card={"name": "b"}, state="alive", joined_via="mdns")]
+    m = Metrics()
+    m.describe_agent("orchestrator", "orchestrator", "12D3Self", "0.1.0", lambda: peers)
+    m.peer_drops.labels(C.DROP_PING_TIMEOUT).inc()
+    fams = {f.name: f for f in text_string_to_metric_families(m.render().decode())}
+    info = {s.labels["peer_id"]: s.labels for s in fams["praxis_peer_info"].samples}
+    assert (info["12D3A"]["state"], info["12D3A"]["joined_via"]) == ("suspect", "bootstrap")
+    assert (info["12D3B"]["state"], info["12D3B"]["joined_via"]) == ("connected", "mdns")
+    [drop] = [s for s in fams["praxis_peer_drops"].samples if s.name == "praxis_peer_drops_total"]
+    assert drop.labels == {"reason": C.DROP_PING_TIMEOUT} and drop.value == 1

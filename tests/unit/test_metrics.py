@@ -46,13 +46,14 @@ def test_agent_info_and_one_peer_info_series_per_connected_peer():
         PeerRecord(peer_id="12D3W1", card={"name": "worker-1", "role": "worker"}, registry_role="worker", rtt_ms=2.5),
         PeerRecord(peer_id="12D3W2", card={"name": "worker-2", "role": "worker"}),
     ]
+    peers[0].state, peers[0].joined_via = "suspect", "mdns"
     fams = _families(_metrics_with_peers(peers))
     [agent] = fams["praxis_agent_info"].samples
     assert agent.value == 1 and agent.labels == {"agent_name": "orchestrator", "role": "orchestrator",
                                                  "peer_id": "12D3Self", "version": "0.1.0"}
     info = {s.labels["peer_id"]: s.labels for s in fams["praxis_peer_info"].samples}
     assert info["12D3W1"] == {"peer_id": "12D3W1", "peer_name": "worker-1", "peer_role": "worker",
-                              "state": "connected", "joined_via": "unknown"}
+                              "state": peers[0].state, "joined_via": peers[0].joined_via}
     assert info["12D3W2"]["peer_role"] == "worker"
     [rtt] = fams["praxis_peer_rtt_seconds"].samples
     assert rtt.labels["peer_id"] == "12D3W1" and rtt.value == 0.0025
