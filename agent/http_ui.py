@@ -11,9 +11,9 @@ package (``agent/ui/``): the cluster has no internet.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import json
 import time
+from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +75,10 @@ def gone_view(reported: list[dict[str, Any]], current: set[str], now: float,
 
 
 def _epoch(iso: Any) -> float | None:
-    """``2026-12-06T14:30:50Z`` (the peer table's UTC timestamps) as seconds."""
+    """A UTC timestamp (the peer table's ``2026-12-06T14:30:50Z``, A2A's
+    ``2026-12-06T14:30:50.123Z``) as seconds since the epoch."""
     try:
-        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+        return datetime.fromisoformat(iso).timestamp()
     except (TypeError, ValueError):
         return None
 
@@ -90,7 +91,17 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
             if isinstance(data, dict) and isinstance(data.get("tool"), str):
                 tool = data["tool"]
     status = task.get("status", {})
-    return {"id": task.get("id"), "tool": tool, "state": status.get("state"), "at": status.get("timestamp")}
+    created = (task.get("metadata") or {}).get("createdAt")
+    state = status.get("state")
+    duration_ms = None
+    start, end = _epoch(created), _epoch(status.get("timestamp"))
+    if start is not None and end is not None and state in _FINISHED_TASK_STATES:
+        duration_ms = round((end - start) * 1000, 1)
+    return {"id": task.get("id"), "tool": tool, "state": state, "at": created or status.get("timestamp"),
+            "duration_ms": duration_ms}
+
+
+_FINISHED_TASK_STATES = ("completed", "failed", "canceled", "rejected")
 
 
 def page_state(me: dict[str, Any], peers: list[dict[str, Any]], gone: list[dict[str, Any]],

@@ -99,12 +99,16 @@ class TaskStore:
     def create(self, message: dict[str, Any], context_id: str) -> dict[str, Any]:
         task_id = str(uuid.uuid4())
         kept, size = _keepable({**message, "taskId": task_id, "contextId": context_id}, self.max_part_bytes)
+        created = now()
         task = {
             "id": task_id,
             "contextId": context_id,
-            "status": {"state": "submitted", "timestamp": now()},
+            "status": {"state": "submitted", "timestamp": created},
             "history": [kept],
             "artifacts": [],
+            # A2A lets a task carry free-form metadata: when it was created, so
+            # its duration can be told once later statuses replace this one.
+            "metadata": {"createdAt": created},
         }
         with self._lock:
             running = sum(1 for e in self._entries.values() if e.task["status"]["state"] not in TERMINAL)

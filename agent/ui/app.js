@@ -92,8 +92,8 @@ function renderTables() {
     || `<tr><td colspan="5">no calls yet</td></tr>`;
   $("#tasks tbody").innerHTML = state.tasks.map((t) =>
     `<tr><td>${esc(t.at)}</td><td class="pid" data-copy="${esc(t.id)}">${esc(shortId(t.id))}</td><td>${esc(t.tool || "–")}</td>` +
-    `<td class="${t.state === "completed" ? "" : "bad"}">${esc(t.state)}</td></tr>`).join("")
-    || `<tr><td colspan="4">no tasks yet</td></tr>`;
+    `<td class="${t.state === "completed" ? "" : "bad"}">${esc(t.state)}</td><td>${t.duration_ms == null ? "–" : ms(t.duration_ms)}</td></tr>`).join("")
+    || `<tr><td colspan="5">no tasks yet</td></tr>`;
 }
 
 // -------------------------------------------------------------- invoke form

@@ -87,7 +87,8 @@ def test_render_page_inlines_state_that_cannot_end_the_script_element():
 def test_task_view_names_the_tool_of_an_a2a_task():
     task = {"id": "t1", "status": {"state": "completed", "timestamp": "2026-01-01T00:00:00Z"},
             "history": [{"parts": [{"kind": "data", "data": {"tool": "echo", "arguments": {}}}]}]}
-    assert task_view(task) == {"id": "t1", "tool": "echo", "state": "completed", "at": "2026-01-01T00:00:00Z"}
+    assert task_view(task) == {"id": "t1", "tool": "echo", "state": "completed", "at": "2026-01-01T00:00:00Z",
+                               "duration_ms": None}  # no creation time recorded: no duration
 
 
 def test_gone_view_reads_the_peer_tables_entries_with_reasons_and_times():
@@ -110,3 +111,16 @@ def test_recent_tasks_come_from_the_task_store_newest_first():
     for tool in ("echo", "describe", "sleep"):
         store.create({"role": "user", "messageId": tool, "parts": [{"kind": "data", "data": {"tool": tool}}]}, "ctx")
     assert [t["tool"] for t in _recent_tasks(store, n=2)] == ["sleep", "describe"]
+
+
+def test_task_view_tells_how_long_a_finished_task_took():
+    from agent.rpc.tasks import TaskStore
+
+    store = TaskStore()
+    task = store.create({"role": "user", "parts": [{"data": {"tool": "echo", "arguments": {}}}]}, "ctx")
+    assert task_view(task)["duration_ms"] is None  # still running: no duration yet
+    done = store.update(task["id"], "completed")
+    v = task_view(done)
+    assert v["tool"] == "echo" and v["state"] == "completed"
+    assert v["duration_ms"] is not None and v["duration_ms"] >= 0
+    assert v["at"] == task["metadata"]["createdAt"]
