@@ -24,6 +24,18 @@ CONFIGS = REPO / "configs"
 READY_TIMEOUT = 90.0  # generous: CI machines are loaded; only "healthy before the deadline" is asserted
 
 
+# Lines the fuzzers report (cases run, answers by status), printed in the
+# terminal summary so a CI log shows the counts.
+FUZZ_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
+    if FUZZ_REPORT:
+        terminalreporter.section("fuzzing")
+        for line in FUZZ_REPORT:
+            terminalreporter.write_line(line)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

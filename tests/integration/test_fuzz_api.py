@@ -22,7 +22,7 @@ import schemathesis
 from schemathesis import checks
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from .conftest import AgentProc, agent_sets, free_port, wait_for
+from .conftest import FUZZ_REPORT, AgentProc, agent_sets, free_port, wait_for
 
 EXAMPLES = int(os.environ.get("PRAXIS_FUZZ_EXAMPLES", "30"))
 STATS: Counter[str] = Counter()
@@ -45,9 +45,8 @@ def api(tmp_path_factory, request):
         wait_for(lambda: any(p["name"] == "worker-1" for p in orch.peers()), 30, what="worker in /peers")
         yield orch
     finally:
-        tr = request.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None and STATS:
-            tr.write_line("api fuzz: " + ", ".join(f"{k}={v}" for k, v in sorted(STATS.items())))
+        if STATS:
+            FUZZ_REPORT.append("api fuzz: " + ", ".join(f"{k}={v}" for k, v in sorted(STATS.items())))
         for p in (worker, orch):
             p.kill(signal.SIGTERM)
 

@@ -20,7 +20,7 @@ import trio
 from agent.constants import A2A_PROTOCOL, CARD_PROTOCOL, MCP_PROTOCOL, TOOL_PROTOCOL
 from agent.framing import encode_varint
 
-from .conftest import AgentProc, agent_sets, free_port, on_loop, p2p_addr
+from .conftest import FUZZ_REPORT, AgentProc, agent_sets, free_port, on_loop, p2p_addr
 
 BURSTS = int(os.environ.get("PRAXIS_FUZZ_BURSTS", "20"))
 PROTOCOLS = (TOOL_PROTOCOL, MCP_PROTOCOL, A2A_PROTOCOL, CARD_PROTOCOL)
@@ -118,6 +118,4 @@ def test_random_and_truncated_frames_never_hurt_honest_callers(proto, target, cl
     r = httpx.get(target["proc"].url + "/health", timeout=5)
     assert r.status_code == 200, r.text
     assert target["proc"].proc.poll() is None
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"protocol fuzz {proto}: {BURSTS} bursts, {honest_ok} honest calls ok, /health 200")
+    FUZZ_REPORT.append(f"protocol fuzz {proto}: {BURSTS} bursts, {honest_ok} honest calls ok, /health 200")
