@@ -7,6 +7,8 @@ over HTTP it cost the kept-alive connection).
 
 from __future__ import annotations
 
+import abc
+
 import json
 import logging
 from typing import Any
@@ -81,14 +83,14 @@ def error_answer(rid: Any, exc: BaseException, where: str) -> dict[str, Any]:
     return rpc_error(rid, INTERNAL_ERROR, err.message, {"code": err.code})
 
 
-class Dispatcher:
+class Dispatcher(abc.ABC):
     """Method table → coroutine; subclasses fill :meth:`route`."""
 
     where = "rpc"
 
+    @abc.abstractmethod
     def route(self, method: str, request: dict[str, Any], **context: Any) -> Any:
         """Return ``async fn(params) -> result`` for ``method`` or raise ProtocolError."""
-        raise NotImplementedError
 
     async def handle(self, request: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """Answer one decoded JSON-RPC request; ``None`` for a notification.

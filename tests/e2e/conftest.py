@@ -368,7 +368,8 @@ def agent_image() -> str:
     """
     problem = _engine_problem()
     if problem:
-        pytest.skip(problem)  # no engine: skip, in CI too
+        # No engine: a local run skips; CI must have one, so it fails there.
+        (pytest.fail if IN_CI else pytest.skip)(problem)
     if os.environ.get("PRAXIS_E2E_BUILD", "1") != "0":
         t0 = time.monotonic()
         build = subprocess.run([str(REPO / "images" / "build-image.sh")], cwd=REPO, check=False,
@@ -383,7 +384,8 @@ def agent_image() -> str:
 def cluster(request: pytest.FixtureRequest, agent_image: str) -> Any:
     problem = _engine_problem()
     if problem:
-        pytest.skip(problem)  # no engine: skip, in CI too
+        # No engine: a local run skips; CI must have one, so it fails there.
+        (pytest.fail if IN_CI else pytest.skip)(problem)
     compose_cmd = detect_compose()
     if compose_cmd is None:
         _unavailable("neither `docker compose` nor `docker-compose` is installed")

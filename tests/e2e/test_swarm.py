@@ -135,7 +135,7 @@ def _swarm_state() -> str:
 def swarm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     problem = _engine_problem()
     if problem:
-        pytest.skip(problem)
+        (pytest.fail if IN_CI else pytest.skip)(problem)
     if sh("docker", "stack", "--help", check=False).returncode != 0:
         (pytest.fail if IN_CI else pytest.skip)("this docker CLI has no `docker stack`")
     s = Swarm(f"praxis-e2e-{secrets.token_hex(3)}", tmp_path_factory.mktemp("swarm-keys"))

@@ -77,14 +77,12 @@ def test_trailing_newline_ignored(tmp_path):
     assert load_identity_secret(_secret_file(tmp_path, SECRET)) == SECRET
 
 
-@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX only")
 @pytest.mark.parametrize("mode", [0o400, 0o600, 0o440])
 def test_owner_or_group_readable_accepted(tmp_path, mode):
     # 0440: how Kubernetes mounts a Secret for fsGroup.
     assert load_identity_secret(_secret_file(tmp_path, mode=mode)) == SECRET
 
 
-@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX only")
 @pytest.mark.parametrize("mode", [0o444, 0o604, 0o644])
 def test_others_readable_rejected(tmp_path, mode):
     with pytest.raises(KeystoreError, match="accessible by others"):
