@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,26 +119,22 @@ class AgentProc:
         self._log.close()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """An orchestrator and three workers (filesystem, analytics, generic).
+@contextmanager
+def running_cluster(root: Path, workers: list[tuple[str, str, list[str]]]):
+    """An orchestrator and ``workers`` (name, config, extra sets) as processes.
 
     Workers bootstrap to ``/dns4/localhost/tcp/<port>`` with no PeerID: they
     resolve it from ``<root>/localhost/peer.id`` in the shared keystore, as
-    Docker workers do for ``/dns4/orchestrator``.
+    Docker workers do for ``/dns4/orchestrator``.  Yields ``{"root", "procs",
+    "ports"}`` once every agent is healthy; SIGTERMs them all at the end.
     """
-    root = tmp_path_factory.mktemp("keys")
-    ports = {n: (free_port(), free_port()) for n in ("orchestrator", "worker-filesystem", "worker-analytics", "worker-1")}
+    names = ["orchestrator", *(name for name, _, _ in workers)]
+    ports = {n: (free_port(), free_port()) for n in names}
     orch_seed = load_or_create_seed(root / "orchestrator")
     publish_public_entry(root, "localhost", peer_id_from_seed(orch_seed), "orchestrator")
     boot = f"p2p.bootstrap_nodes=[/dns4/localhost/tcp/{ports['orchestrator'][0]}]"
+    specs = [("orchestrator", "orchestrator.yaml", [])] + [(n, c, [boot, *extra]) for n, c, extra in workers]
     procs: dict[str, AgentProc] = {}
-    specs = [
-        ("orchestrator", "orchestrator.yaml", []),
-        ("worker-filesystem", "worker_filesystem.yaml", [boot]),
-        ("worker-analytics", "worker_analytics.yaml", [boot, f"tools.analytics.root={root / 'data'}"]),
-        ("worker-1", "worker.yaml", [boot]),
-    ]
     try:
         for name, config, extra in specs:
             p2p, api = ports[name]
@@ -149,6 +146,17 @@ def cluster(tmp_path_factory):
         for p in procs.values():
             p.kill(signal.SIGTERM)
 
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """An orchestrator and three workers (filesystem, analytics, generic)."""
+    root = tmp_path_factory.mktemp("keys")
+    with running_cluster(root, [
+        ("worker-filesystem", "worker_filesystem.yaml", []),
+        ("worker-analytics", "worker_analytics.yaml", [f"tools.analytics.root={root / 'data'}"]),
+        ("worker-1", "worker.yaml", []),
+    ]) as c:
+        yield c
 
 def inprocess_agent(root: Path, name: str, role_config: str = "orchestrator.yaml", extra: list[str] = ()) -> Agent:
     """An agent in this process (P2P only, no HTTP) used as a protocol client."""

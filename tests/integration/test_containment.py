@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,9 +18,8 @@ import pytest
 
 from agent.constants import EXIT_P2P_DIED
 from agent.errors import Unavailable, http_status
-from agent.keys import load_or_create_seed, peer_id_from_seed, publish_public_entry
 
-from .conftest import CONFIGS, REPO, AgentProc, agent_sets, free_port, wait_for
+from .conftest import CONFIGS, REPO, AgentProc, agent_sets, free_port, running_cluster, wait_for
 
 WORKERS = {"worker-filesystem", "worker-analytics"}
 CALL_TIMEOUT = 0.5
@@ -31,30 +29,14 @@ CALL_TIMEOUT = 0.5
 def small_cluster(tmp_path_factory):
     """An orchestrator and two workers; the workers' tools time out after 0.5 s."""
     root = tmp_path_factory.mktemp("containment")
-    ports = {n: (free_port(), free_port()) for n in ("orchestrator", *sorted(WORKERS))}
-    seed = load_or_create_seed(root / "orchestrator")
-    publish_public_entry(root, "localhost", peer_id_from_seed(seed), "orchestrator")
-    boot = f"p2p.bootstrap_nodes=[/dns4/localhost/tcp/{ports['orchestrator'][0]}]"
-    worker_sets = [boot, f"tools.call_timeout={CALL_TIMEOUT}"]
-    specs = [
-        ("orchestrator", "orchestrator.yaml", []),
-        ("worker-filesystem", "worker_filesystem.yaml", worker_sets),
-        ("worker-analytics", "worker_analytics.yaml", worker_sets + [f"tools.analytics.root={root / 'data'}"]),
-    ]
-    procs: dict[str, AgentProc] = {}
-    try:
-        for name, config, extra in specs:
-            p2p, api = ports[name]
-            procs[name] = AgentProc(config, agent_sets(name, root, p2p, api) + extra, root / f"{name}.log")
-        for p in procs.values():
-            p.wait_healthy()
-        orch = procs["orchestrator"]
+    timeout = f"tools.call_timeout={CALL_TIMEOUT}"
+    with running_cluster(root, [
+        ("worker-filesystem", "worker_filesystem.yaml", [timeout]),
+        ("worker-analytics", "worker_analytics.yaml", [timeout, f"tools.analytics.root={root / 'data'}"]),
+    ]) as c:
+        orch = c["procs"]["orchestrator"]
         wait_for(lambda: WORKERS <= {p["name"] for p in orch.peers()}, 30, what="both workers in /peers")
-        yield {"root": root, "procs": procs}
-    finally:
-        for p in procs.values():
-            p.kill(signal.SIGTERM)
-
+        yield c
 
 def _invoke(orch: AgentProc, tool: str, arguments: dict, timeout: float = 60) -> httpx.Response:
     return httpx.post(f"{orch.url}/tools/{tool}/invoke", json={"arguments": arguments}, timeout=timeout)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from collections import Counter
 
 import httpx
@@ -23,34 +22,23 @@ from schemathesis import GenerationMode, checks
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from .conftest import FUZZ_REPORT, AgentProc, agent_sets, free_port, wait_for
+from .conftest import FUZZ_REPORT, running_cluster, wait_for
 
 EXAMPLES = int(os.environ.get("PRAXIS_FUZZ_EXAMPLES", "30"))
 STATS: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory, request):
-    from agent.keys import load_or_create_seed, peer_id_from_seed, publish_public_entry
-
+def api(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz-api")
-    o_p2p, o_api, w_p2p, w_api = free_port(), free_port(), free_port(), free_port()
-    seed = load_or_create_seed(root / "orchestrator")
-    publish_public_entry(root, "localhost", peer_id_from_seed(seed), "orchestrator")
-    boot = f"p2p.bootstrap_nodes=[/dns4/localhost/tcp/{o_p2p}]"
-    orch = AgentProc("orchestrator.yaml", agent_sets("orchestrator", root, o_p2p, o_api), root / "orch.log")
-    worker = AgentProc("worker.yaml", agent_sets("worker-1", root, w_p2p, w_api) + [boot], root / "worker.log")
     try:
-        orch.wait_healthy()
-        worker.wait_healthy()
-        wait_for(lambda: any(p["name"] == "worker-1" for p in orch.peers()), 30, what="worker in /peers")
-        yield orch
+        with running_cluster(root, [("worker-1", "worker.yaml", [])]) as c:
+            orch = c["procs"]["orchestrator"]
+            wait_for(lambda: any(p["name"] == "worker-1" for p in orch.peers()), 30, what="worker in /peers")
+            yield orch
     finally:
         if STATS:
             FUZZ_REPORT.append("api fuzz: " + ", ".join(f"{k}={v}" for k, v in sorted(STATS.items())))
-        for p in (worker, orch):
-            p.kill(signal.SIGTERM)
-
 
 def test_every_answer_is_documented_and_never_a_500(api):
     schema = schemathesis.openapi.from_url(api.url + "/openapi.json")

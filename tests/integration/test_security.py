@@ -18,7 +18,6 @@ from agent.constants import TOOL_PROTOCOL
 from agent.framing import FrameDecoder, encode_frame, encode_varint
 from agent.keys import keypair_from_seed, load_or_create_seed, peer_id_from_seed
 from agent.messages import dumps
-from agent.p2p._streams import FramedStream
 
 from .conftest import AgentProc, agent_sets, free_port, on_loop, p2p_addr, wait_for
 
